@@ -1,0 +1,249 @@
+"""Market data distribution for the front contract: tick-by-tick streams and sampled snapshots.
+
+Tick-by-tick (`reqTickByTickData` AllLast / Last / BidAsk / MidPoint) is pushed per event,
+unsampled. `reqMktData` subscribers get what changed every 250 ms of wall time, like IB's
+futures feed: bid/ask with sizes, last with size, cumulative volume, high, low, close, and
+RTVolume (generic tick 233) summarising the trades of the interval.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ibsim.encoders import Encoder
+from ibsim.model import TICK_SIZE, FutureSpec, QuoteTick, TradeTick
+
+SNAPSHOT_INTERVAL = 0.25  # wall seconds between reqMktData samples
+
+# TICK_PRICE / TICK_SIZE types, live and delayed
+BID_SIZE, BID, ASK, ASK_SIZE, LAST, LAST_SIZE, HIGH, LOW, VOLUME, CLOSE = range(10)
+RT_VOLUME = 48
+DELAYED_OFFSET = {BID: 66, ASK: 67, LAST: 68, BID_SIZE: 69, ASK_SIZE: 70, LAST_SIZE: 71}
+DELAYED_OFFSET |= {HIGH: 72, LOW: 73, VOLUME: 74, CLOSE: 75}
+
+
+class Subscriber(Protocol):
+    """What the feed needs of a client session."""
+
+    enc: Encoder
+
+    def send(self, data: bytes) -> None: ...
+
+
+class TbtKind(enum.StrEnum):
+    LAST = "Last"
+    ALL_LAST = "AllLast"
+    BID_ASK = "BidAsk"
+    MID_POINT = "MidPoint"
+
+
+class BadTick(enum.StrEnum):
+    """Corrupt ticks the fault injector can put on the wire (the book itself stays sane)."""
+
+    NEGATIVE_PRICE = "negative_price"  # -1, IB's "no price"
+    ZERO_PRICE = "zero_price"
+    ZERO_SIZE = "zero_size"
+    CROSSED = "crossed"
+    OFF_GRID = "off_grid"
+    SPIKE = "spike"
+
+
+@dataclass(slots=True)
+class _MktSub:
+    session: Subscriber
+    req_id: int
+    rt_volume: bool
+    delayed: bool
+    dirty: set[int] = field(default_factory=set)
+
+
+class MarketFeed:
+    """Top of book, session statistics and subscribers for one contract."""
+
+    def __init__(self, spec: FutureSpec, close_price: float | None = None) -> None:
+        self.spec = spec
+        self.bid: float | None = None
+        self.ask: float | None = None
+        self.bid_size = 0
+        self.ask_size = 0
+        self.last: float | None = None
+        self.last_size = 0
+        self.last_time = 0.0
+        self.volume = 0
+        self.high: float | None = None
+        self.low: float | None = None
+        self.close = close_price
+        self._pv = 0.0  # sum(price*size) for VWAP
+        self._vol_total = 0  # true cumulative volume (volume may be reset by a fault)
+        self._interval_trades = 0
+        self._interval_size = 0
+        self._tbt: dict[tuple[Subscriber, int], TbtKind] = {}
+        self._mkt: dict[tuple[Subscriber, int], _MktSub] = {}
+
+    # --- subscriptions ---
+
+    def subscribe_tick_by_tick(self, session: Subscriber, req_id: int, kind: TbtKind) -> None:
+        self._tbt[(session, req_id)] = kind
+        if kind is TbtKind.BID_ASK and self.bid is not None and self.ask is not None:
+            session.send(
+                session.enc.tick_by_tick_bid_ask(
+                    req_id, int(self.last_time), self.bid, self.ask, self.bid_size, self.ask_size
+                )
+            )
+
+    def tick_by_tick_count(self) -> int:
+        return len(self._tbt)
+
+    def subscribe_mkt_data(
+        self, session: Subscriber, req_id: int, *, rt_volume: bool, delayed: bool
+    ) -> None:
+        sub = _MktSub(session, req_id, rt_volume, delayed)
+        self._mkt[(session, req_id)] = sub
+        sub.dirty.update((BID, ASK, LAST, HIGH, LOW, VOLUME, CLOSE))
+        self._send_snapshot(sub)
+
+    def snapshot_once(self, session: Subscriber, req_id: int, *, delayed: bool) -> None:
+        sub = _MktSub(session, req_id, False, delayed)
+        sub.dirty.update((BID, ASK, LAST, HIGH, LOW, VOLUME, CLOSE))
+        self._send_snapshot(sub)
+
+    def cancel(self, session: Subscriber, req_id: int) -> bool:
+        """Drop a subscription of either kind; False when there was none."""
+        found = self._tbt.pop((session, req_id), None) is not None
+        return self._mkt.pop((session, req_id), None) is not None or found
+
+    def drop_session(self, session: Subscriber) -> None:
+        self._tbt = {k: v for k, v in self._tbt.items() if k[0] is not session}
+        self._mkt = {k: v for k, v in self._mkt.items() if k[0] is not session}
+
+    def drop_all(self) -> None:
+        """1101: the gateway lost the streams; clients must resubscribe."""
+        self._tbt.clear()
+        self._mkt.clear()
+
+    # --- events ---
+
+    def on_quote(self, q: QuoteTick) -> None:
+        self.bid, self.ask, self.bid_size, self.ask_size = q.bid, q.ask, q.bid_size, q.ask_size
+        self.last_time = q.time
+        t = int(q.time)
+        for (session, req_id), kind in self._tbt.items():
+            if kind is TbtKind.BID_ASK:
+                session.send(
+                    session.enc.tick_by_tick_bid_ask(
+                        req_id, t, q.bid, q.ask, q.bid_size, q.ask_size
+                    )
+                )
+            elif kind is TbtKind.MID_POINT:
+                session.send(session.enc.tick_by_tick_midpoint(req_id, t, (q.bid + q.ask) / 2))
+        for sub in self._mkt.values():
+            sub.dirty.update((BID, ASK))
+
+    def on_trade(self, tr: TradeTick) -> None:
+        self.last, self.last_size, self.last_time = tr.price, tr.size, tr.time
+        self.volume += tr.size
+        self._vol_total += tr.size
+        self._pv += tr.price * tr.size
+        self._interval_trades += 1
+        self._interval_size += tr.size
+        changed = [LAST, VOLUME]
+        if self.high is None or tr.price > self.high:
+            self.high = tr.price
+            changed.append(HIGH)
+        if self.low is None or tr.price < self.low:
+            self.low = tr.price
+            changed.append(LOW)
+        t = int(tr.time)
+        for (session, req_id), kind in self._tbt.items():
+            if kind is TbtKind.ALL_LAST or kind is TbtKind.LAST:
+                tick_type = 2 if kind is TbtKind.ALL_LAST else 1
+                session.send(session.enc.tick_by_tick_last(req_id, tick_type, t, tr.price, tr.size))
+        for sub in self._mkt.values():
+            sub.dirty.update(changed)
+
+    def flush(self) -> None:
+        """Send every reqMktData subscriber what changed since the last sample."""
+        for sub in self._mkt.values():
+            if sub.dirty:
+                self._send_snapshot(sub)
+        self._interval_trades = 0
+        self._interval_size = 0
+
+    def _send_snapshot(self, sub: _MktSub) -> None:
+        enc, send, req_id = sub.session.enc, sub.session.send, sub.req_id
+        delayed = sub.delayed
+
+        def tt(tick_type: int) -> int:
+            return DELAYED_OFFSET[tick_type] if delayed else tick_type
+
+        dirty = sub.dirty
+        if BID in dirty and self.bid is not None:
+            send(enc.tick_price(req_id, tt(BID), self.bid, self.bid_size, 0))
+            send(enc.tick_size(req_id, tt(BID_SIZE), self.bid_size))
+        if ASK in dirty and self.ask is not None:
+            send(enc.tick_price(req_id, tt(ASK), self.ask, self.ask_size, 0))
+            send(enc.tick_size(req_id, tt(ASK_SIZE), self.ask_size))
+        if LAST in dirty and self.last is not None:
+            send(enc.tick_price(req_id, tt(LAST), self.last, self.last_size, 0))
+            send(enc.tick_size(req_id, tt(LAST_SIZE), self.last_size))
+        if HIGH in dirty and self.high is not None:
+            send(enc.tick_price(req_id, tt(HIGH), self.high, 0, 0))
+        if LOW in dirty and self.low is not None:
+            send(enc.tick_price(req_id, tt(LOW), self.low, 0, 0))
+        if VOLUME in dirty:
+            send(enc.tick_size(req_id, tt(VOLUME), self.volume))
+        if CLOSE in dirty and self.close is not None:
+            send(enc.tick_price(req_id, tt(CLOSE), self.close, 0, 0))
+        if sub.rt_volume and LAST in dirty and self.last is not None and self._interval_size:
+            vwap = self._pv / self._vol_total if self._vol_total else self.last
+            single = "true" if self._interval_trades == 1 else "false"
+            value = (
+                f"{self.last};{self._interval_size};{int(self.last_time * 1000)};"
+                f"{self.volume};{vwap:.8f};{single}"
+            )
+            send(enc.tick_string(req_id, RT_VOLUME, value))
+        dirty.clear()
+
+    # --- faults ---
+
+    def reset_volume(self) -> None:
+        """Cumulative volume starts again from 0 (as after a feed reset)."""
+        self.volume = 0
+        for sub in self._mkt.values():
+            sub.dirty.add(VOLUME)
+
+    def inject_bad_tick(self, kind: BadTick, time: float) -> int:
+        """Put one corrupt tick on every stream; returns how many messages were sent."""
+        ref = self.last if self.last is not None else (self.bid or 0.0)
+        price = {
+            BadTick.NEGATIVE_PRICE: -1.0,
+            BadTick.ZERO_PRICE: 0.0,
+            BadTick.OFF_GRID: ref + TICK_SIZE / 2,
+            BadTick.SPIKE: ref * 1.10,
+        }.get(kind, ref)
+        size = 0 if kind is BadTick.ZERO_SIZE else 1
+        t = int(time)
+        sent = 0
+        for (session, req_id), tbt_kind in self._tbt.items():
+            if kind is BadTick.CROSSED and tbt_kind is TbtKind.BID_ASK:
+                bid = (self.ask or ref) + TICK_SIZE
+                msg = session.enc.tick_by_tick_bid_ask(
+                    req_id, t, bid, bid - TICK_SIZE, self.bid_size, self.ask_size
+                )
+            elif kind is not BadTick.CROSSED and tbt_kind in (TbtKind.ALL_LAST, TbtKind.LAST):
+                msg = session.enc.tick_by_tick_last(req_id, 2, t, price, size)
+            else:
+                continue
+            session.send(msg)
+            sent += 1
+        for sub in self._mkt.values():
+            enc = sub.session.enc
+            if kind is BadTick.CROSSED:
+                bid = (self.ask or ref) + TICK_SIZE
+                sub.session.send(enc.tick_price(sub.req_id, BID, bid, self.bid_size or 1, 0))
+            else:
+                sub.session.send(enc.tick_price(sub.req_id, LAST, price, size, 0))
+            sent += 1
+        return sent

@@ -1,0 +1,453 @@
+"""The simulated IB Gateway: listener, client ids, the market loop, orders, and faults.
+
+One `Gateway` is one gateway process: all clients share its order engine, positions and
+market. Orders keep working while their client is away; a client reconnecting with the same
+id gets them back. Faults are methods here (the scenario runner and tests call them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ibsim import contracts
+from ibsim.clock import SimClock
+from ibsim.feed import SNAPSHOT_INTERVAL, BadTick, MarketFeed
+from ibsim.historical import HistoricalService
+from ibsim.history import History
+from ibsim.journal import Journal
+from ibsim.market import MarketSource
+from ibsim.matching import MatchingEngine
+from ibsim.model import (
+    EngineEvent,
+    Faults,
+    FillEvent,
+    FutureSpec,
+    MarketEvent,
+    OrderError,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    QuoteTick,
+)
+from ibsim.requests import ContractFields
+from ibsim.session import ClientSession
+
+log = logging.getLogger("ibsim.gateway")
+
+# Messages TWS sends for connectivity and farm events (reqId -1).
+NOTICES = {
+    1100: "Connectivity between IB and Trader Workstation has been lost.",
+    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
+    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+    2103: "Market data farm connection is broken:usfarm",
+    2104: "Market data farm connection is OK:usfarm",
+    2105: "HMDS data farm connection is broken:ushmds",
+    2106: "HMDS data farm connection is OK:ushmds",
+    2107: "HMDS data farm connection is inactive but should be available upon demand.ushmds",
+    2108: "Market data farm connection is inactive but should be available upon demand.usfarm",
+    2119: "Market data farm is connecting:usfarm",
+    2157: "Sec-def data farm connection is broken:secdefil",
+    2158: "Sec-def data farm connection is OK:secdefil",
+}
+_FARM_OF = {2103: "md", 2104: "md", 2108: "md", 2119: "md", 2105: "hmds", 2106: "hmds"}
+_FARM_OF |= {2107: "hmds", 2157: "secdef", 2158: "secdef"}
+
+INITIAL_CASH = 1_000_000.0
+ES_INITIAL_MARGIN = 12_650.0  # per contract, USD (order of magnitude of CME's ES margin)
+
+
+@dataclass(slots=True)
+class GatewayConfig:
+    """Everything a gateway instance is configured with (the CLI fills it)."""
+
+    host: str = "127.0.0.1"
+    port: int = 4002
+    accounts: list[str] = field(default_factory=lambda: ["DU1234567"])
+    server_version: int | None = None  # pin one version instead of negotiating
+    max_msg_rate: int = 50  # client messages per second before error 100 and disconnect
+    max_tick_by_tick: int = 5  # simultaneous tick-by-tick subscriptions (10190 beyond)
+    market_data: str = "realtime"  # realtime | delayed | none
+    read_only: bool = False  # 321 on every order
+    client_id_release_delay: float = 0.5  # seconds an id stays taken after its socket closes
+    commission_per_contract: float = 2.25
+    max_write_buffer: int = 8 * 1024 * 1024  # backpressure: pause the market above this
+
+
+class Gateway:
+    """A running simulated gateway; `await start()`, then `await stop()`."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        source: MarketSource,
+        speed: float = 1.0,
+        journal: Journal | None = None,
+    ) -> None:
+        self.config = config
+        self.source = source
+        self.clock = SimClock(source.start_time, speed)
+        self.journal = journal
+        self.faults = Faults()
+        self.engine = MatchingEngine(
+            clock=self.clock.now,
+            faults=self.faults,
+            commission_per_contract=config.commission_per_contract,
+            default_account=config.accounts[0],
+        )
+        self.front = self._with_hours(contracts.listed_futures(self.clock.now())[0])
+        self.history = History()
+        self.feed = MarketFeed(self.front)
+        self.historical = HistoricalService(self.history, self.clock)
+        self.sessions: set[ClientSession] = set()
+        self.stalled = False
+        self.ib_connected = True
+        self.market_done = asyncio.Event()
+        self.events_served = 0
+        self._unstalled = asyncio.Event()
+        self._unstalled.set()
+        self._owners: dict[int, ClientSession] = {}
+        self._released_at: dict[int, float] = {}
+        self._held: list[EngineEvent] = []  # order events during an 1100 outage
+        self._farms = {"md": 2104, "hmds": 2106, "secdef": 2158}
+        self._server: asyncio.Server | None = None
+        self.observers: list[Callable[[str], None]] = []  # called with "connect", "order", "fill"
+        self._tasks: list[asyncio.Task[None]] = []
+        self.port = config.port
+
+    # --- lifecycle ---
+
+    async def start(self) -> int:
+        """Start listening and the market; returns the bound port."""
+        await self._listen()
+        self._tasks.append(asyncio.create_task(self._run_market(), name="ibsim-market"))
+        self._tasks.append(asyncio.create_task(self._run_snapshots(), name="ibsim-snapshots"))
+        return self.port
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept, self.config.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("listening on %s:%d", self.config.host, self.port)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self._close_listener()
+        for session in list(self.sessions):
+            session.close()
+        if self.journal is not None:
+            self.journal.close()
+
+    async def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+            self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = ClientSession(self, reader, writer)
+        self.sessions.add(session)
+        await session.run()
+
+    # --- client ids ---
+
+    def claim_client_id(self, client_id: int, session: ClientSession) -> bool:
+        owner = self._owners.get(client_id)
+        if owner is not None and not owner.closed:
+            return False
+        if time.monotonic() < self._released_at.get(client_id, 0.0):
+            return False
+        self._owners[client_id] = session
+        self._notify("connect")
+        return True
+
+    def _notify(self, event: str) -> None:
+        for observer in list(self.observers):
+            observer(event)
+
+    def session_closed(self, session: ClientSession) -> None:
+        self.sessions.discard(session)
+        self.feed.drop_session(session)
+        cid = session.client_id
+        if cid is not None and self._owners.get(cid) is session:
+            del self._owners[cid]
+            self._released_at[cid] = time.monotonic() + self.config.client_id_release_delay
+            log.info("client %d disconnected", cid)
+
+    def session_of(self, client_id: int) -> ClientSession | None:
+        return self._owners.get(client_id)
+
+    # --- contracts and marks ---
+
+    def _with_hours(self, spec: FutureSpec) -> FutureSpec:
+        now = self.clock.now()
+        found = contracts.by_con_id(spec.con_id, now)
+        return found if found is not None else spec
+
+    def resolve(self, c: ContractFields, *, include_expired: bool = False) -> list[FutureSpec]:
+        query = contracts.ContractQuery(
+            con_id=c.con_id,
+            symbol=c.symbol,
+            sec_type=c.sec_type,
+            expiry=c.expiry,
+            local_symbol=c.local_symbol,
+            exchange=c.exchange,
+            currency=c.currency,
+            trading_class=c.trading_class,
+            include_expired=include_expired,
+        )
+        return contracts.resolve(query, self.clock.now())
+
+    def contract(self, con_id: int) -> FutureSpec:
+        if con_id == self.front.con_id:
+            return self.front
+        spec = contracts.by_con_id(con_id, self.clock.now())
+        if spec is None:
+            raise KeyError(f"unknown conId {con_id}")
+        return spec
+
+    def feed_for(self, spec: FutureSpec) -> MarketFeed | None:
+        return self.feed if spec.con_id == self.front.con_id else None
+
+    def mark(self, spec: FutureSpec) -> float:
+        feed = self.feed_for(spec)
+        if feed is None:
+            return 0.0
+        if feed.last is not None:
+            return feed.last
+        if feed.bid is not None and feed.ask is not None:
+            return (feed.bid + feed.ask) / 2
+        return 0.0
+
+    def account_values(self, account: str) -> list[tuple[str, str, str]]:
+        realized = unrealized = margin = 0.0
+        commissions = sum(e.commission for e in self.engine.executions() if e.account == account)
+        for pos in self.engine.positions():
+            if pos.account != account:
+                continue
+            spec = self.contract(pos.con_id)
+            realized += pos.realized_pnl
+            if pos.quantity:
+                unrealized += pos.quantity * self.mark(spec) * spec.multiplier
+                unrealized -= pos.quantity * pos.avg_cost
+                margin += abs(pos.quantity) * ES_INITIAL_MARGIN
+        cash = INITIAL_CASH + realized - commissions
+        net = cash + unrealized
+        values = {
+            "AccountCode": (account, ""),
+            "AccountType": ("INDIVIDUAL", ""),
+            "Currency": ("USD", "USD"),
+            "NetLiquidation": (f"{net:.2f}", "USD"),
+            "TotalCashValue": (f"{cash:.2f}", "USD"),
+            "RealizedPnL": (f"{realized:.2f}", "USD"),
+            "UnrealizedPnL": (f"{unrealized:.2f}", "USD"),
+            "InitMarginReq": (f"{margin:.2f}", "USD"),
+            "MaintMarginReq": (f"{margin * 0.91:.2f}", "USD"),
+            "AvailableFunds": (f"{net - margin:.2f}", "USD"),
+            "ExcessLiquidity": (f"{net - margin * 0.91:.2f}", "USD"),
+            "BuyingPower": (f"{(net - margin) * 4:.2f}", "USD"),
+        }
+        return [(k, v, ccy) for k, (v, ccy) in values.items()]
+
+    def farm_status(self) -> list[tuple[int, str]]:
+        if not self.ib_connected:
+            return [(1100, NOTICES[1100])]
+        return [(code, NOTICES[code]) for code in self._farms.values()]
+
+    # --- orders ---
+
+    def place_order(self, session: ClientSession, req: OrderRequest) -> None:
+        events = self.engine.place(req)
+        self._notify("order")
+        if req.what_if:
+            for ev in events:
+                if isinstance(ev, OrderEvent):
+                    spec = self.contract(ev.order.request.con_id)
+                    margin = ES_INITIAL_MARGIN * ev.order.request.total_quantity
+                    session.send(session.enc.open_order(spec, ev.order, margin))
+                elif isinstance(ev, OrderError):
+                    session.error(ev.order_id, ev.code, ev.message)
+            return
+        self.dispatch(events)
+
+    def dispatch(self, events: Iterable[EngineEvent]) -> None:
+        """Send engine events to their owners (held while IB connectivity is down)."""
+        for ev in events:
+            if not self.ib_connected:
+                self._held.append(ev)
+                continue
+            self._deliver(ev)
+
+    def _deliver(self, ev: EngineEvent) -> None:
+        if isinstance(ev, OrderError):
+            owner = self.session_of(ev.client_id)
+            if owner is not None:
+                owner.error(ev.order_id, ev.code, ev.message)
+            return
+        order = ev.order
+        owner = self.session_of(order.request.client_id)
+        spec = self.contract(order.request.con_id)
+        if isinstance(ev, FillEvent):
+            if owner is not None:
+                owner.send(owner.enc.execution(-1, spec, ev.execution))
+                owner.send(owner.enc.commission_report(ev.execution))
+            self._push_position(spec, ev.execution.account)
+            self._notify("fill")
+            return
+        if owner is not None:
+            if order.status not in (OrderStatus.CANCELLED, OrderStatus.API_CANCELLED):
+                owner.send(owner.enc.open_order(spec, order, None))
+            owner.send(owner.enc.order_status(order))
+
+    def _push_position(self, spec: FutureSpec, account: str) -> None:
+        for pos in self.engine.positions():
+            if pos.con_id != spec.con_id or pos.account != account:
+                continue
+            for s in self.sessions:
+                if s.positions_subscribed:
+                    s.send(s.enc.position(spec, pos))
+                if s.account_subscribed:
+                    s.send(s.enc.portfolio_value(spec, pos, self.mark(spec)))
+
+    # --- market loop ---
+
+    async def _run_market(self) -> None:
+        batch = 0
+        for event in self._events():
+            delay = self.clock.wall_delay(event.time)
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+                batch = 0
+            elif math.isinf(self.clock.speed):
+                self.clock.advance_to(event.time)
+            self._apply(event)
+            batch += 1
+            if batch >= 256:
+                batch = 0
+                await self._yield_with_backpressure()
+        self.market_done.set()
+        log.info("market source exhausted after %d events", self.events_served)
+
+    def _events(self) -> Iterator[MarketEvent]:
+        yield from self.source.events()
+
+    async def _yield_with_backpressure(self) -> None:
+        await asyncio.sleep(0)
+        limit = self.config.max_write_buffer
+        for s in list(self.sessions):
+            if not s.closed and s.write_buffer_size > limit:
+                await s.drain()
+        while self.stalled:
+            await self._unstalled.wait()
+
+    def _apply(self, event: MarketEvent) -> None:
+        self.events_served += 1
+        self.history.add(event)
+        con_id = self.front.con_id
+        if isinstance(event, QuoteTick):
+            if self.ib_connected:
+                self.feed.on_quote(event)
+            else:
+                self.feed.bid, self.feed.ask = event.bid, event.ask
+            self.dispatch(self.engine.on_quote(con_id, event))
+        else:
+            if self.ib_connected:
+                self.feed.on_trade(event)
+            self.dispatch(self.engine.on_trade(con_id, event))
+
+    async def _run_snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL)
+            if self.ib_connected and not self.stalled:
+                self.feed.flush()
+
+    # --- faults ---
+
+    def notify_all(self, code: int, text: str | None = None) -> None:
+        for s in list(self.sessions):
+            if s.client_id is not None:
+                s.error(-1, code, text or NOTICES[code])
+
+    def drop_clients(self, *, reset: bool = False) -> int:
+        """Close every client socket (FIN, or RST with `reset`); returns how many."""
+        victims = [s for s in self.sessions if not s.closed]
+        for s in victims:
+            s.close(reset=reset)
+        return len(victims)
+
+    async def stall(self, seconds: float) -> None:
+        """Freeze the gateway: nothing is read or written for `seconds`, then it catches up."""
+        self.stalled = True
+        self._unstalled.clear()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.stalled = False
+            self._unstalled.set()
+            for s in list(self.sessions):
+                s.flush()
+
+    async def wait_unstalled(self) -> None:
+        if self.stalled:
+            await self._unstalled.wait()
+
+    def connectivity_lost(self) -> None:
+        """1100: no market data and no order updates reach clients until restored."""
+        self.ib_connected = False
+        self.notify_all(1100)
+
+    def connectivity_restored(self, *, data_lost: bool) -> None:
+        """1101 (subscriptions are gone: clients must resubscribe) or 1102 (kept)."""
+        self.ib_connected = True
+        if data_lost:
+            self.feed.drop_all()
+        self.notify_all(1101 if data_lost else 1102)
+        held, self._held = self._held, []
+        for ev in held:
+            self._deliver(ev)
+
+    def farm(self, code: int) -> None:
+        """A farm status change (2103-2108, 2119, 2157, 2158), sent to every client."""
+        if code not in _FARM_OF:
+            raise ValueError(f"{code} is not a farm status code")
+        self._farms[_FARM_OF[code]] = code
+        self.notify_all(code)
+
+    def bad_tick(self, kind: BadTick) -> int:
+        return self.feed.inject_bad_tick(kind, self.clock.now())
+
+    def reset_volume(self) -> None:
+        self.feed.reset_volume()
+
+    def reject_next_orders(self, n: int = 1) -> None:
+        self.faults.reject_next_orders += n
+
+    async def restart(self, down_seconds: float) -> None:
+        """Gateway restart: every client dropped, port closed, then back with orders working."""
+        log.info("gateway restart: down for %.1fs", down_seconds)
+        await self._close_listener()
+        self.drop_clients()
+        self._owners.clear()
+        self._released_at.clear()
+        await asyncio.sleep(down_seconds)
+        await self._listen()
+
+    def state(self) -> dict[str, object]:
+        """Orders, executions and positions as plain data (for `--state-out`)."""
+        snap = self.engine.snapshot()
+        snap["front"] = self.front.local_symbol
+        snap["sim_time"] = self.clock.now()
+        snap["events_served"] = self.events_served
+        return snap

@@ -1,0 +1,56 @@
+"""The market source interface and the helpers shared by the sources."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from ibsim.model import TICK_SIZE, MarketEvent
+
+# Displayed size of a freshly formed price level: log-normal, median 80 contracts, about 5 % below
+# 25 and 5 % above 270, which is the right order for ES top of book.
+_DEPTH_LOG_MEDIAN = math.log(80.0)
+_DEPTH_LOG_SIGMA = 0.75
+
+
+@runtime_checkable
+class MarketSource(Protocol):
+    """A stream of market events in data time.
+
+    `events()` yields trades and top-of-book quotes with non-decreasing times; the first event is
+    a `QuoteTick`, so the book is known before the first trade. Every trade is consistent with the
+    latest quote before it: a BUY prints at the ask, a SELL at the bid, and the aggressed side shows
+    at least the trade's size. Each call to `events()` starts the stream again from the beginning.
+    """
+
+    @property
+    def start_time(self) -> float:
+        """UTC epoch seconds of the first event."""
+        ...
+
+    def events(self) -> Iterator[MarketEvent]:
+        """Iterate the stream from its beginning."""
+        ...
+
+
+def price_to_tick(price: float) -> int:
+    """Tick index of a price on the `TICK_SIZE` grid; ValueError if the price is off the grid."""
+    if not math.isfinite(price):
+        raise ValueError(f"price {price!r} is not finite")
+    ticks = price / TICK_SIZE
+    index = round(ticks)
+    if ticks != index:
+        raise ValueError(f"price {price!r} is not a multiple of {TICK_SIZE}")
+    return index
+
+
+def tick_to_price(index: int) -> float:
+    """Price of a tick index; exact because `TICK_SIZE` is a power of two."""
+    return index * TICK_SIZE
+
+
+def draw_depth(rng: random.Random) -> int:
+    """Displayed size of a newly formed price level (heavy-ish tailed, at least 1)."""
+    return int(math.exp(rng.gauss(_DEPTH_LOG_MEDIAN, _DEPTH_LOG_SIGMA))) + 1

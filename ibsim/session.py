@@ -1,0 +1,550 @@
+"""One client connection: handshake, START_API, pacing, and the request handlers.
+
+The session owns the socket and the negotiated `Encoder`; everything shared (orders, market,
+client ids, faults) lives in the `Gateway`. Outgoing messages are queued and written once per
+event-loop turn, so a burst of ticks costs one syscall, not one per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ibsim import requests as rq
+from ibsim.encoders import Encoder, In, Out, negotiate
+from ibsim.feed import TbtKind
+from ibsim.model import FutureSpec, OrderRequest, OrderStatus, Side
+from ibsim.wire import Fields, WireError, frame_length, split_fields
+
+if TYPE_CHECKING:
+    from ibsim.gateway import Gateway
+
+log = logging.getLogger("ibsim.session")
+
+ERR_NO_SECURITY = "No security definition has been found for the request"
+
+
+class Disconnect(Exception):  # noqa: N818 - control flow, not an error
+    """Raised inside the session to end it (after any farewell message is queued)."""
+
+
+class ClientSession:
+    """Serves one TCP client until it disconnects or the gateway drops it."""
+
+    def __init__(
+        self, gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.gw = gateway
+        self.reader = reader
+        self.writer = writer
+        self.enc = Encoder(178)
+        self.client_id: int | None = None
+        self.peer = str(writer.get_extra_info("peername"))
+        self.market_data_type = 1
+        self.positions_subscribed = False
+        self.account_subscribed = False
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._recv_times: collections.deque[float] = collections.deque()
+        self._unknown_logged: set[int] = set()
+        self._closed = asyncio.Event()
+        self._handlers: dict[int, Callable[[Fields], None]] = {
+            In.REQ_CURRENT_TIME: self._current_time,
+            In.REQ_IDS: self._req_ids,
+            In.REQ_MANAGED_ACCTS: self._managed_accounts,
+            In.REQ_CONTRACT_DATA: self._contract_details,
+            In.REQ_MKT_DATA: self._mkt_data,
+            In.CANCEL_MKT_DATA: self._cancel_mkt_data,
+            In.REQ_MARKET_DATA_TYPE: self._market_data_type,
+            In.REQ_TICK_BY_TICK: self._tick_by_tick,
+            In.CANCEL_TICK_BY_TICK: self._cancel_tick_by_tick,
+            In.PLACE_ORDER: self._place_order,
+            In.CANCEL_ORDER: self._cancel_order,
+            In.REQ_GLOBAL_CANCEL: self._global_cancel,
+            In.REQ_OPEN_ORDERS: self._open_orders,
+            In.REQ_ALL_OPEN_ORDERS: self._all_open_orders,
+            In.REQ_AUTO_OPEN_ORDERS: lambda f: None,
+            In.REQ_COMPLETED_ORDERS: self._completed_orders,
+            In.REQ_POSITIONS: self._positions,
+            In.CANCEL_POSITIONS: self._cancel_positions,
+            In.REQ_ACCOUNT_UPDATES: self._account_updates,
+            In.REQ_ACCOUNT_UPDATES_MULTI: self._account_updates_multi,
+            In.CANCEL_ACCOUNT_UPDATES_MULTI: lambda f: None,
+            In.REQ_ACCOUNT_SUMMARY: self._account_summary,
+            In.CANCEL_ACCOUNT_SUMMARY: lambda f: None,
+            In.REQ_POSITIONS_MULTI: self._positions_multi,
+            In.CANCEL_POSITIONS_MULTI: lambda f: None,
+            In.REQ_EXECUTIONS: self._executions,
+            In.REQ_HISTORICAL_DATA: self._historical_data,
+            In.CANCEL_HISTORICAL_DATA: lambda f: None,
+            In.REQ_HISTORICAL_TICKS: self._historical_ticks,
+            In.REQ_MKT_DEPTH: self._mkt_depth,
+            In.CANCEL_MKT_DEPTH: lambda f: None,
+            In.START_API: lambda f: None,
+        }
+
+    # --- output ---
+
+    def send(self, data: bytes) -> None:
+        """Queue one framed message; written at the end of this loop turn."""
+        if self._closed.is_set():
+            return
+        self._out.append(data)
+        if self.gw.journal is not None:
+            self.gw.journal.record(self, "out", data)
+        if not self._flush_scheduled and not self.gw.stalled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and not self._closed.is_set() and not self.gw.stalled:
+            self.writer.write(b"".join(self._out))
+            self._out.clear()
+
+    def error(self, req_id: int, code: int, text: str) -> None:
+        self.send(self.enc.error(req_id, code, text))
+
+    @property
+    def write_buffer_size(self) -> int:
+        return self.writer.transport.get_write_buffer_size()
+
+    async def drain(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    # --- lifecycle ---
+
+    async def run(self) -> None:
+        try:
+            await self._handshake()
+            await self._serve()
+        except (asyncio.IncompleteReadError, ConnectionError, Disconnect):
+            pass
+        except WireError as exc:
+            log.warning("client %s sent a malformed message: %s; disconnecting", self.peer, exc)
+        finally:
+            self.close()
+
+    def close(self, *, reset: bool = False) -> None:
+        """Close the socket (FIN, or RST with `reset`) and release the client id."""
+        if self._closed.is_set():
+            return
+        if not reset:
+            self.flush()
+        self._closed.set()
+        if reset:
+            sock = self.writer.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.writer.transport.abort()
+        else:
+            self.writer.close()
+        self.gw.session_closed(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def _handshake(self) -> None:
+        prefix = await self.reader.readexactly(4)
+        if prefix != b"API\0":
+            raise WireError(f"handshake must start with b'API\\0', got {prefix!r}")
+        n = frame_length(await self.reader.readexactly(4))
+        text = (await self.reader.readexactly(n)).decode("ascii", "replace").rstrip("\0")
+        versions = text.split(" ", 1)[0]
+        try:
+            lo_text, _, hi_text = versions.removeprefix("v").partition("..")
+            lo, hi = int(lo_text), int(hi_text or lo_text)
+        except ValueError:
+            raise WireError(f"handshake: cannot read versions from {text!r}") from None
+        sv = negotiate(lo, hi, self.gw.config.server_version)
+        if sv is None:
+            raise WireError(f"handshake: no common server version for client range {lo}..{hi}")
+        self.enc = Encoder(sv)
+        # Alone in its own packet: ibapi reads one recv and drops whatever is glued after it.
+        self.writer.write(self.enc.handshake(self.gw.clock.now()))
+        await self.writer.drain()
+        fields = await self._read_message()
+        if int(fields[0]) != In.START_API:
+            raise WireError(f"expected START_API (71) after the handshake, got {fields[0]}")
+        f = Fields(fields, "startApi")
+        f.skip(2)
+        client_id = f.integer()
+        if not self.gw.claim_client_id(client_id, self):
+            self.error(
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. "
+                "Retry with a unique client id.",
+            )
+            raise Disconnect
+        self.client_id = client_id
+        log.info("client %s connected: clientId=%d serverVersion=%d", self.peer, client_id, sv)
+        self.send(self.enc.next_valid_id(self.gw.engine.next_order_id(client_id)))
+        self.send(self.enc.managed_accounts(self.gw.config.accounts))
+        for code, text in self.gw.farm_status():
+            self.error(-1, code, text)
+
+    async def _read_message(self) -> list[str]:
+        n = frame_length(await self.reader.readexactly(4))
+        payload = await self.reader.readexactly(n)
+        fields = split_fields(payload)
+        if self.gw.journal is not None:
+            self.gw.journal.record_fields(self, "in", fields)
+        return fields
+
+    async def _serve(self) -> None:
+        while True:
+            fields = await self._read_message()
+            await self.gw.wait_unstalled()
+            if self._closed.is_set():
+                return
+            self._pace()
+            try:
+                msg_id = int(fields[0])
+            except ValueError:
+                raise WireError(f"message id {fields[0]!r} is not an integer") from None
+            handler = self._handlers.get(msg_id)
+            if handler is None:
+                if msg_id not in self._unknown_logged:
+                    self._unknown_logged.add(msg_id)
+                    log.warning("client %s: unknown message id %d ignored", self.peer, msg_id)
+                continue
+            f = Fields(fields, _name(msg_id))
+            f.text()
+            try:
+                handler(f)
+            except rq.UnsupportedOrderError as exc:
+                self.error(_order_id(fields), 201, f"Order rejected - reason:{exc}")
+
+    def _pace(self) -> None:
+        limit = self.gw.config.max_msg_rate
+        now = asyncio.get_running_loop().time()
+        times = self._recv_times
+        times.append(now)
+        while times and now - times[0] > 1.0:
+            times.popleft()
+        if len(times) > limit:
+            self.error(
+                -1,
+                100,
+                f"Max rate of messages per second has been exceeded:max={limit} "
+                f"rec={len(times)} (1)",
+            )
+            log.warning("client %s exceeded %d msg/s: disconnecting", self.peer, limit)
+            raise Disconnect
+
+    # --- contracts ---
+
+    def _resolve_one(self, req_id: int, contract: rq.ContractFields) -> FutureSpec | None:
+        matches = self.gw.resolve(contract)
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            self.error(
+                req_id,
+                200,
+                f"The contract description specified for {contract.symbol} is ambiguous.",
+            )
+        else:
+            self.error(req_id, 200, ERR_NO_SECURITY)
+        return None
+
+    def _contract_details(self, f: Fields) -> None:
+        f.skip(1)
+        req_id = f.integer()
+        contract = rq.read_contract(f)
+        include_expired = f.flag()
+        matches = self.gw.resolve(contract, include_expired=include_expired)
+        if not matches:
+            self.error(req_id, 200, ERR_NO_SECURITY)
+            return
+        for spec in matches:
+            self.send(self.enc.contract_data(req_id, spec))
+        self.send(self.enc.end(Out.CONTRACT_DATA_END, req_id))
+
+    # --- market data ---
+
+    def _current_time(self, f: Fields) -> None:
+        self.send(self.enc.current_time(self.gw.clock.now()))
+
+    def _market_data_type(self, f: Fields) -> None:
+        f.skip(1)
+        self.market_data_type = f.integer()
+
+    def _data_permission(self, req_id: int) -> bool | None:
+        """None: refused (error sent); else whether the data is delayed."""
+        permission = self.gw.config.market_data
+        if permission == "realtime":
+            return False
+        if permission == "delayed" and self.market_data_type in (3, 4):
+            self.error(
+                req_id,
+                10167,
+                "Requested market data is not subscribed. Displaying delayed market data.",
+            )
+            return True
+        if permission == "delayed":
+            self.error(
+                req_id,
+                10089,
+                "Requested market data requires additional subscription "
+                "for API. See link in 'Market Data Connections dialog' for more details."
+                "Delayed market data is available.ES CME/TOP/ALL",
+            )
+            return None
+        self.error(req_id, 354, "Requested market data is not subscribed.")
+        return None
+
+    def _mkt_data(self, f: Fields) -> None:
+        req = rq.read_mkt_data(f)
+        spec = self._resolve_one(req.req_id, req.contract)
+        if spec is None:
+            return
+        delayed = self._data_permission(req.req_id)
+        if delayed is None:
+            return
+        self.send(self.enc.tick_req_params(req.req_id, spec.min_tick, "CME"))
+        self.send(self.enc.market_data_type(req.req_id, 3 if delayed else 1))
+        feed = self.gw.feed_for(spec)
+        if feed is None:
+            return  # a listed back month: valid, but this simulator trades only the front
+        if req.snapshot:
+            feed.snapshot_once(self, req.req_id, delayed=delayed)
+            self.send(self.enc.end(Out.TICK_SNAPSHOT_END, req.req_id))
+        else:
+            feed.subscribe_mkt_data(
+                self, req.req_id, rt_volume="233" in req.generic_ticks, delayed=delayed
+            )
+
+    def _cancel_mkt_data(self, f: Fields) -> None:
+        f.skip(1)
+        self.gw.feed.cancel(self, f.integer())
+
+    def _tick_by_tick(self, f: Fields) -> None:
+        req = rq.read_tick_by_tick(f)
+        spec = self._resolve_one(req.req_id, req.contract)
+        if spec is None:
+            return
+        try:
+            kind = TbtKind(req.tick_type)
+        except ValueError:
+            self.error(
+                req.req_id,
+                10189,
+                f"Failed to request tick-by-tick data.BidAsk, Last, "
+                f"AllLast or MidPoint expected, got {req.tick_type!r}",
+            )
+            return
+        if self.gw.config.market_data != "realtime":
+            self.error(
+                req.req_id,
+                10089,
+                "Requested market data requires additional subscription for API.ES CME/TOP/ALL",
+            )
+            return
+        if self.gw.feed.tick_by_tick_count() >= self.gw.config.max_tick_by_tick:
+            self.error(req.req_id, 10190, "Max number of tick-by-tick requests has been reached.")
+            return
+        feed = self.gw.feed_for(spec)
+        if feed is not None:
+            feed.subscribe_tick_by_tick(self, req.req_id, kind)
+
+    def _cancel_tick_by_tick(self, f: Fields) -> None:
+        self.gw.feed.cancel(self, f.integer())
+
+    def _mkt_depth(self, f: Fields) -> None:
+        f.skip(1)
+        self.error(
+            f.integer(),
+            10092,
+            "Deep market data is not supported for this combination of security/exchange",
+        )
+
+    def _historical_data(self, f: Fields) -> None:
+        self.gw.historical.bars(self, rq.read_historical_data(f))
+
+    def _historical_ticks(self, f: Fields) -> None:
+        self.gw.historical.ticks(self, rq.read_historical_ticks(f))
+
+    # --- orders ---
+
+    def _place_order(self, f: Fields) -> None:
+        placed = rq.read_place_order(f, self.enc.server_version)
+        if self.gw.config.read_only:
+            self.error(
+                placed.order_id,
+                321,
+                "Error validating request.-'bN' : cause - The API "
+                "interface is currently in Read-Only mode.",
+            )
+            return
+        spec = self._resolve_one(placed.order_id, placed.contract)
+        if spec is None:
+            return
+        quantity = placed.total_quantity
+        if quantity != int(quantity):
+            raise rq.UnsupportedOrderError(f"fractional quantity {quantity} for a future")
+        assert self.client_id is not None
+        req = OrderRequest(
+            client_id=self.client_id,
+            order_id=placed.order_id,
+            con_id=spec.con_id,
+            action=placed.action,
+            total_quantity=int(quantity),
+            order_type=placed.order_type,
+            lmt_price=placed.lmt_price,
+            aux_price=placed.aux_price,
+            tif=placed.tif,
+            oca_group=placed.oca_group,
+            oca_type=placed.oca_type,
+            account=placed.account or self.gw.config.accounts[0],
+            order_ref=placed.order_ref,
+            transmit=placed.transmit,
+            parent_id=placed.parent_id,
+            outside_rth=placed.outside_rth,
+            what_if=placed.what_if,
+        )
+        self.gw.place_order(self, req)
+
+    def _cancel_order(self, f: Fields) -> None:
+        f.skip(1)
+        order_id = f.integer()
+        assert self.client_id is not None
+        self.gw.dispatch(self.gw.engine.cancel(self.client_id, order_id))
+
+    def _global_cancel(self, f: Fields) -> None:
+        self.gw.dispatch(self.gw.engine.global_cancel())
+
+    def _send_open_orders(self, client_id: int | None) -> None:
+        for order in self.gw.engine.open_orders(client_id):
+            spec = self.gw.contract(order.request.con_id)
+            self.send(self.enc.open_order(spec, order, None))
+            self.send(self.enc.order_status(order))
+        self.send(self.enc.open_order_end())
+
+    def _open_orders(self, f: Fields) -> None:
+        self._send_open_orders(self.client_id)
+
+    def _all_open_orders(self, f: Fields) -> None:
+        self._send_open_orders(None)
+
+    def _completed_orders(self, f: Fields) -> None:
+        for order in self.gw.engine.completed_orders():
+            if order.status is OrderStatus.PENDING_SUBMIT:
+                continue
+            self.send(self.enc.completed_order(self.gw.contract(order.request.con_id), order))
+        self.send(self.enc.completed_orders_end())
+
+    def _executions(self, f: Fields) -> None:
+        req_id, flt = rq.read_executions(f)
+        since = _parse_filter_time(flt.time)
+        side = {"BUY": Side.BUY, "BOT": Side.BUY, "SELL": Side.SELL, "SLD": Side.SELL}.get(
+            flt.side.upper()
+        )
+        for ex in self.gw.engine.executions():
+            spec = self.gw.contract(ex.con_id)
+            if (
+                (flt.client_id and ex.client_id != flt.client_id)
+                or (flt.account and ex.account != flt.account)
+                or (since is not None and ex.time < since)
+                or (flt.symbol and flt.symbol.upper() != spec.symbol)
+                or (flt.sec_type and flt.sec_type.upper() != "FUT")
+                or (flt.exchange and flt.exchange.upper() != spec.exchange)
+                or (side is not None and ex.side is not side)
+            ):
+                continue
+            self.send(self.enc.execution(req_id, spec, ex))
+            self.send(self.enc.commission_report(ex))
+        self.send(self.enc.end(Out.EXECUTION_DATA_END, req_id))
+
+    def _req_ids(self, f: Fields) -> None:
+        assert self.client_id is not None
+        self.send(self.enc.next_valid_id(self.gw.engine.next_order_id(self.client_id)))
+
+    # --- account ---
+
+    def _managed_accounts(self, f: Fields) -> None:
+        self.send(self.enc.managed_accounts(self.gw.config.accounts))
+
+    def _positions(self, f: Fields) -> None:
+        self.positions_subscribed = True
+        for pos in self.gw.engine.positions():
+            self.send(self.enc.position(self.gw.contract(pos.con_id), pos))
+        self.send(self.enc.position_end())
+
+    def _cancel_positions(self, f: Fields) -> None:
+        self.positions_subscribed = False
+
+    def _account_updates(self, f: Fields) -> None:
+        f.skip(1)
+        subscribe = f.flag()
+        account = f.text() or self.gw.config.accounts[0]
+        self.account_subscribed = subscribe
+        if not subscribe:
+            return
+        for key, value, currency in self.gw.account_values(account):
+            self.send(self.enc.account_value(key, value, currency, account))
+        for pos in self.gw.engine.positions():
+            if pos.account == account:
+                spec = self.gw.contract(pos.con_id)
+                self.send(self.enc.portfolio_value(spec, pos, self.gw.mark(spec)))
+        self.send(self.enc.account_update_time(self.gw.clock.now()))
+        self.send(self.enc.account_download_end(account))
+
+    def _account_updates_multi(self, f: Fields) -> None:
+        f.skip(1)
+        req_id = f.integer()
+        account = f.text() or self.gw.config.accounts[0]
+        for key, value, currency in self.gw.account_values(account):
+            self.send(self.enc.account_update_multi(req_id, account, key, value, currency))
+        self.send(self.enc.end(Out.ACCOUNT_UPDATE_MULTI_END, req_id))
+
+    def _account_summary(self, f: Fields) -> None:
+        f.skip(1)
+        req_id = f.integer()
+        f.skip(1)  # group
+        tags = {t for t in f.text().split(",") if t}
+        for account in self.gw.config.accounts:
+            for key, value, currency in self.gw.account_values(account):
+                if not tags or key in tags:
+                    self.send(self.enc.account_summary(req_id, account, key, value, currency))
+        self.send(self.enc.end(Out.ACCOUNT_SUMMARY_END, req_id))
+
+    def _positions_multi(self, f: Fields) -> None:
+        f.skip(1)
+        req_id = f.integer()
+        account = f.text()
+        for pos in self.gw.engine.positions():
+            if not account or pos.account == account:
+                self.send(self.enc.position_multi(req_id, self.gw.contract(pos.con_id), pos))
+        self.send(self.enc.end(Out.POSITION_MULTI_END, req_id))
+
+
+def _name(msg_id: int) -> str:
+    for name, value in vars(In).items():
+        if value == msg_id:
+            return name
+    return f"message {msg_id}"
+
+
+def _order_id(fields: list[str]) -> int:
+    try:
+        return int(fields[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _parse_filter_time(text: str) -> float | None:
+    """ExecutionFilter.time: `yyyymmdd hh:mm:ss` (optionally `-` and/or a zone), or ""."""
+    from ibsim.historical import parse_ib_time
+
+    return parse_ib_time(text) if text.strip() else None
