@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=4002, help="port; 0 picks one and prints it")
     p.add_argument("--source", choices=("synthetic", "replay"), default="synthetic")
     p.add_argument("--ticks", type=Path, help="replay CSV (time_ct,price,size), .csv or .csv.gz")
-    p.add_argument("--speed", type=float, default=1.0, help="data seconds per wall second")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="data seconds per wall second (0: unpaced)"
+    )
     p.add_argument("--seed", type=int, default=1, help="seed for synthetic data and replay sides")
     p.add_argument("--start", help="synthetic start, 'YYYYMMDD HH:MM:SS [zone]' (Central)")
     p.add_argument("--scenario", type=Path, help="fault scenario file (TOML)")

@@ -88,11 +88,13 @@ class Gateway:
         source: MarketSource,
         speed: float = 1.0,
         journal: Journal | None = None,
+        wall: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.source = source
         self.clock = SimClock(source.start_time, speed)
         self.journal = journal
+        self._wall = wall
         self.faults = Faults()
         self.engine = MatchingEngine(
             clock=self.clock.now,
@@ -116,6 +118,7 @@ class Gateway:
         self._held: list[EngineEvent] = []  # order events during an 1100 outage
         self._farms = {"md": 2104, "hmds": 2106, "secdef": 2158}
         self._server: asyncio.Server | None = None
+        self.session_ended = asyncio.Event()  # replaced after each close; await to observe one
         self.observers: list[Callable[[str], None]] = []  # called with "connect", "order", "fill"
         self._tasks: list[asyncio.Task[None]] = []
         self.port = config.port
@@ -167,7 +170,7 @@ class Gateway:
         owner = self._owners.get(client_id)
         if owner is not None and not owner.closed:
             return False
-        if time.monotonic() < self._released_at.get(client_id, 0.0):
+        if self._wall() < self._released_at.get(client_id, 0.0):
             return False
         self._owners[client_id] = session
         self._notify("connect")
@@ -179,11 +182,13 @@ class Gateway:
 
     def session_closed(self, session: ClientSession) -> None:
         self.sessions.discard(session)
+        self.session_ended.set()
+        self.session_ended = asyncio.Event()
         self.feed.drop_session(session)
         cid = session.client_id
         if cid is not None and self._owners.get(cid) is session:
             del self._owners[cid]
-            self._released_at[cid] = time.monotonic() + self.config.client_id_release_delay
+            self._released_at[cid] = self._wall() + self.config.client_id_release_delay
             log.info("client %d disconnected", cid)
 
     def session_of(self, client_id: int) -> ClientSession | None:
@@ -332,7 +337,7 @@ class Gateway:
                 batch = 0
             elif math.isinf(self.clock.speed):
                 self.clock.advance_to(event.time)
-            self._apply(event)
+            self.apply(event)
             batch += 1
             if batch >= 256:
                 batch = 0
@@ -352,7 +357,8 @@ class Gateway:
         while self.stalled:
             await self._unstalled.wait()
 
-    def _apply(self, event: MarketEvent) -> None:
+    def apply(self, event: MarketEvent) -> None:
+        """Serve one market event: book, history, subscribers and order matching."""
         self.events_served += 1
         self.history.add(event)
         con_id = self.front.con_id

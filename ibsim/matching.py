@@ -549,13 +549,17 @@ class MatchingEngine:
             if book.working.get(work.key) is not work:
                 continue
             order = work.order
-            if order.request.order_type in _STOPS and not order.triggered:
-                self._enter(work, book, events)
+            req = order.request
+            buy = req.action is Side.BUY
+            if req.order_type in _STOPS and not order.triggered:
+                aux = req.aux_price
+                assert aux is not None
+                if price >= aux - eps if buy else price <= aux + eps:
+                    self._enter(work, book, events)
                 continue
             limit = self._limit(order)
             if limit is None or available <= 0:
                 continue
-            buy = order.request.action is Side.BUY
             through = price < limit - eps if buy else price > limit + eps
             qty = 0
             if through:

@@ -29,7 +29,9 @@ EXCHANGE_TZ = ZoneInfo("America/Chicago")
 # same level), otherwise it flips; so the tick rule is right on most zero-ticks but not all.
 KEEP_SIDE_ON_ZERO_TICK = 0.7
 
-_TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}(?:\.\d{1,6})?)")
+_TIME_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}(?:\.\d{1,6})?)", flags=re.ASCII
+)
 _INF = math.inf
 
 
@@ -71,7 +73,14 @@ def load_trades_csv(path: Path) -> list[RawTrade]:
     if header == "" and len(lines) == 1:
         raise ReplayFileError(path, "empty file: no header and no trades", line=1)
     if header != HEADER:
-        raise ReplayFileError(path, f"header is {header!r}, expected {HEADER!r}", line=1)
+        names = header.split(",")
+        column = next(
+            (c for i, c in enumerate(_COLUMNS) if i >= len(names) or names[i] != c),
+            f"{len(names)} (extra)",
+        )
+        raise ReplayFileError(
+            path, f"header is {header!r}, expected {HEADER!r}", line=1, column=column
+        )
 
     hour_starts: dict[str, float] = {}
     trades: list[RawTrade] = []

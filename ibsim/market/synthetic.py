@@ -10,8 +10,9 @@ Model, in data time:
 - The aggressor tends to repeat (`P_SAME_SIDE`); trade sizes are discrete Pareto (mostly 1-5,
   sometimes 50-300). A trade larger than the aggressed level sweeps it: one print per level, all
   at one time, the level moving one tick each time it is taken out.
-- The spread is one tick; when a level is taken out it is sometimes two ticks for a few ms until a
-  new level fills the gap. Fresh levels show `draw_depth` contracts (tens to a few hundred).
+- The spread is one tick; when a level is taken out it is sometimes two ticks (never more) for a
+  few ms until a new level fills the gap. Fresh levels show `draw_depth` contracts (tens to a few
+  hundred).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ _TRADE_FIELDS = ("time", "price", "size", "aggressor")
 
 
 def _is_plain(cls: type[Any], names: tuple[str, ...]) -> bool:
-    """True if `cls` is a frozen slots dataclass with exactly these fields and no hooks."""
+    """True if `cls` is a slots dataclass with exactly these fields and no __post_init__."""
     return (
         dataclasses.is_dataclass(cls)
         and tuple(f.name for f in dataclasses.fields(cls)) == names
@@ -182,7 +183,10 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
                     size -= ask_size
                     ask += 1
                     ask_size = draw_depth(rng)
-                    if ask - bid > 2 or rnd() < p_follow:
+                    if ask - bid > 2:  # never wider than two ticks: the bid steps up too
+                        bid += 1
+                        bid_size = draw_depth(rng)
+                    elif rnd() < p_follow:
                         bid = ask - 1
                         bid_size = draw_depth(rng)
                     yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
@@ -197,7 +201,10 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
                     if bid > 1:
                         bid -= 1
                     bid_size = draw_depth(rng)
-                    if ask - bid > 2 or rnd() < p_follow:
+                    if ask - bid > 2:
+                        ask -= 1
+                        ask_size = draw_depth(rng)
+                    elif rnd() < p_follow:
                         ask = bid + 1
                         ask_size = draw_depth(rng)
                     yield quote(t, bid * tick, ask * tick, bid_size, ask_size)

@@ -46,19 +46,29 @@ class Sim:
     clock: Clock = field(default_factory=Clock)
     faults: Faults = field(default_factory=Faults)
     engine: MatchingEngine = field(init=False)
+    log: list[EngineEvent] = field(default_factory=list)  # every event, in order
 
     def __post_init__(self) -> None:
         self.engine = MatchingEngine(self.clock, self.faults)
+
+    def _logged(self, events: list[EngineEvent]) -> list[EngineEvent]:
+        self.log.extend(events)
+        return events
 
     def quote(
         self, bid: float, ask: float, bid_size: int = 10, ask_size: int = 10
     ) -> list[EngineEvent]:
         self.clock.now += 1.0
-        return self.engine.on_quote(CON, QuoteTick(self.clock.now, bid, ask, bid_size, ask_size))
+        tick = QuoteTick(self.clock.now, bid, ask, bid_size, ask_size)
+        return self._logged(self.engine.on_quote(CON, tick))
 
     def trade(self, price: float, size: int, aggressor: Side = SELL) -> list[EngineEvent]:
         self.clock.now += 1.0
-        return self.engine.on_trade(CON, TradeTick(self.clock.now, price, size, aggressor))
+        tick = TradeTick(self.clock.now, price, size, aggressor)
+        return self._logged(self.engine.on_trade(CON, tick))
+
+    def cancel(self, order_id: int, client_id: int = 1) -> list[EngineEvent]:
+        return self._logged(self.engine.cancel(client_id, order_id))
 
     def place(
         self,
@@ -72,7 +82,7 @@ class Sim:
         **kw: object,
     ) -> list[EngineEvent]:
         req = OrderRequest(client_id, order_id, CON, action, qty, kind, lmt, aux, **kw)  # type: ignore[arg-type]
-        return self.engine.place(req)
+        return self._logged(self.engine.place(req))
 
     def bracket(
         self, parent_id: int, action: Side, qty: int, entry: float, tp: float, sl: float
@@ -478,6 +488,25 @@ def test_partial_target_fill_reduces_the_stop(sim: Sim) -> None:
     assert pos.quantity == 0
 
 
+def test_child_covering_a_partial_parent_waits_and_regrows(sim: Sim) -> None:
+    sim.quote(5000.00, 5000.25, 10, 2)
+    sim.bracket(1, BUY, 5, 5000.25, tp=5001.00, sl=4995.00)
+    # The target sells all 2 bought so far, but the parent still works: nothing ends yet.
+    assert ev(sim.trade(5001.25, 5, BUY)) == [
+        ("fill", 2, 2, 5001.00, 1),
+        ("order", 2, SUB, 2, 0),
+        ("order", 3, SUB, 0, 0),
+    ]
+    assert ev(sim.quote(5000.00, 5000.25, 10, 9)) == [
+        ("fill", 1, 3, 5000.25, 1),
+        ("order", 1, FILLED, 5, 0),
+        ("order", 2, SUB, 2, 3),
+        ("order", 3, SUB, 0, 3),
+    ]
+    [pos] = sim.engine.positions()
+    assert pos.quantity == 3
+
+
 def test_marketable_target_fills_right_after_activation(sim: Sim) -> None:
     sim.quote(5000.00, 5000.25, 10, 10)
     events = sim.bracket(1, BUY, 1, 5000.25, tp=5000.00, sl=4990.00)
@@ -843,165 +872,184 @@ def test_events_carry_snapshots_not_the_live_order(sim: Sim) -> None:
 # ---------------------------------------------------------------------- properties
 
 TICK = 0.25
-BASE = 5000.00
 
 
 def _px(ticks: int) -> float:
-    return BASE + ticks * TICK
+    return 5000.00 + ticks * TICK
 
 
-quote_op = st.tuples(
-    st.just("quote"),
-    st.integers(-8, 8),
-    st.integers(1, 2),
-    st.integers(0, 6),
-    st.integers(0, 6),
+@dataclass(frozen=True)
+class Quote:
+    mid: int
+    spread: int
+    bid_size: int
+    ask_size: int
+
+
+@dataclass(frozen=True)
+class Trade:
+    price: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Place:
+    kind: OrderType
+    side: Side
+    qty: int
+    lmt: int
+    aux: int
+    oca_group: str
+    oca_type: int
+
+
+@dataclass(frozen=True)
+class Bracket:
+    side: Side
+    qty: int
+    entry: int
+    tp: int
+    sl: int
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pick: int
+
+
+@dataclass(frozen=True)
+class Modify:
+    pick: int
+    price: int
+    qty: int
+
+
+Op = Quote | Trade | Place | Bracket | Cancel | Modify
+sides = st.sampled_from([BUY, SELL])
+quotes = st.builds(
+    Quote, st.integers(-8, 8), st.integers(1, 2), st.integers(0, 6), st.integers(0, 6)
 )
-trade_op = st.tuples(st.just("trade"), st.integers(-10, 10), st.integers(1, 6))
-order_op = st.tuples(
-    st.just("order"),
+trades = st.builds(Trade, st.integers(-10, 10), st.integers(1, 6))
+places = st.builds(
+    Place,
     st.sampled_from([MKT, LMT, STP, STP_LMT]),
-    st.sampled_from([BUY, SELL]),
+    sides,
     st.integers(1, 5),
     st.integers(-6, 6),
     st.integers(-6, 6),
     st.sampled_from(["", "g1"]),
     st.sampled_from([1, 3]),
 )
-bracket_op = st.tuples(
-    st.just("bracket"),
-    st.sampled_from([BUY, SELL]),
-    st.integers(1, 5),
-    st.integers(-4, 4),
-    st.integers(1, 6),
-    st.integers(1, 6),
+brackets = st.builds(
+    Bracket, sides, st.integers(1, 5), st.integers(-4, 4), st.integers(1, 6), st.integers(1, 6)
 )
-cancel_op = st.tuples(st.just("cancel"), st.integers(0, 30))
-modify_op = st.tuples(st.just("modify"), st.integers(0, 30), st.integers(-6, 6), st.integers(1, 6))
-ops = st.lists(
-    st.one_of(quote_op, quote_op, trade_op, trade_op, order_op, bracket_op, cancel_op, modify_op),
-    max_size=60,
+cancels = st.builds(Cancel, st.integers(0, 30))
+modifies = st.builds(Modify, st.integers(0, 30), st.integers(-6, 6), st.integers(1, 6))
+operations = st.lists(
+    st.one_of(quotes, quotes, trades, trades, places, brackets, cancels, modifies), max_size=60
 )
 
 
-def _apply(sim: Sim, op: tuple[object, ...], next_id: int, ids: list[int]) -> int:
-    kind = op[0]
-    if kind == "quote":
-        _, mid, spread, bs, as_ = op
-        assert isinstance(mid, int) and isinstance(spread, int)
-        assert isinstance(bs, int) and isinstance(as_, int)
-        sim.quote(_px(mid), _px(mid + spread), bs, as_)
-    elif kind == "trade":
-        _, price, size = op
-        assert isinstance(price, int) and isinstance(size, int)
-        sim.trade(_px(price), size)
-    elif kind == "order":
-        _, otype, side, qty, lmt, aux, group, oca_type = op
-        assert isinstance(otype, OrderType) and isinstance(side, Side)
-        assert isinstance(qty, int) and isinstance(lmt, int) and isinstance(aux, int)
-        sim.place(next_id, side, qty, otype, _px(lmt), _px(aux), oca_group=group, oca_type=oca_type)
-        ids.append(next_id)
-        return next_id + 1
-    elif kind == "bracket":
-        _, side, qty, entry, tp, sl = op
-        assert isinstance(side, Side) and isinstance(qty, int)
-        assert isinstance(entry, int) and isinstance(tp, int) and isinstance(sl, int)
-        sign = 1 if side is BUY else -1
-        sim.bracket(next_id, side, qty, _px(entry), _px(entry + sign * tp), _px(entry - sign * sl))
-        ids.extend([next_id, next_id + 1, next_id + 2])
-        return next_id + 3
-    elif kind == "cancel" and ids:
-        _, pick = op
-        assert isinstance(pick, int)
-        sim.engine.cancel(1, ids[pick % len(ids)])
-    elif kind == "modify" and ids:
-        _, pick, price, qty = op
-        assert isinstance(pick, int) and isinstance(price, int) and isinstance(qty, int)
-        order = sim.engine.order(1, ids[pick % len(ids)])
-        if order is not None:
-            r = order.request
-            lmt = _px(price) if r.lmt_price is not None else None
-            aux = _px(price) if r.aux_price is not None else None
-            sim.place(
-                r.order_id, r.action, qty, r.order_type, lmt, aux,
-                parent_id=r.parent_id, oca_group=r.oca_group, oca_type=r.oca_type,
-            )  # fmt: skip
-    return next_id
+class Driver:
+    """Applies generated operations to a Sim as client 1 (ids handed out like ib_async)."""
 
+    def __init__(self) -> None:
+        self.sim = Sim()
+        self.ids: list[int] = []
 
-def _check_invariants(sim: Sim, fills: list[FillEvent]) -> None:
-    engine = sim.engine
-    orders = {(o.request.client_id, o.request.order_id): o for o in engine.open_orders()}
-    orders |= {(o.request.client_id, o.request.order_id): o for o in engine.completed_orders()}
-    for o in orders.values():
-        assert 0 <= o.filled <= o.request.total_quantity
-        if o.status is OrderStatus.FILLED:
-            assert o.remaining == 0
-    for f in fills:
-        req, x = f.order.request, f.execution
-        limit = f.order.request.lmt_price
-        if req.order_type is LMT or (req.order_type is STP_LMT and f.order.triggered):
-            assert limit is not None
-            assert x.price <= limit if req.action is BUY else x.price >= limit
-        assert x.cum_qty <= f.order.request.total_quantity
-        assert abs(x.price / TICK - round(x.price / TICK)) < 1e-9
+    def apply(self, op: Op) -> None:
+        sim = self.sim
+        next_id = sim.engine.next_order_id(1)
+        match op:
+            case Quote(mid, spread, bid_size, ask_size):
+                sim.quote(_px(mid), _px(mid + spread), bid_size, ask_size)
+            case Trade(price, size):
+                sim.trade(_px(price), size)
+            case Place(kind, side, qty, lmt, aux, group, oca_type):
+                sim.place(
+                    next_id, side, qty, kind, _px(lmt), _px(aux), oca_group=group, oca_type=oca_type
+                )
+                self.ids.append(next_id)
+            case Bracket(side, qty, entry, tp, sl):
+                sign = 1 if side is BUY else -1
+                sim.bracket(
+                    next_id, side, qty, _px(entry), _px(entry + sign * tp), _px(entry - sign * sl)
+                )
+                self.ids.extend([next_id, next_id + 1, next_id + 2])
+            case Cancel(pick) if self.ids:
+                sim.cancel(self.ids[pick % len(self.ids)])
+            case Modify(pick, price, qty) if self.ids:
+                order = sim.engine.order(1, self.ids[pick % len(self.ids)])
+                assert order is not None
+                r = order.request
+                lmt = _px(price) if r.lmt_price is not None else None
+                aux = _px(price + 1) if r.aux_price is not None else None
+                sim.place(
+                    r.order_id, r.action, qty, r.order_type, lmt, aux,
+                    parent_id=r.parent_id, oca_group=r.oca_group, oca_type=r.oca_type,
+                )  # fmt: skip
 
-    execs = engine.executions()
-    assert len({x.exec_id for x in execs}) == len(execs)
-    per_order: dict[tuple[int, int], int] = defaultdict(int)
-    signed: dict[tuple[str, int], int] = defaultdict(int)
-    realized: dict[tuple[str, int], float] = defaultdict(float)
-    for x in execs:
-        per_order[(x.client_id, x.order_id)] += x.shares
-        assert x.cum_qty == per_order[(x.client_id, x.order_id)]
-        signed[(x.account, x.con_id)] += x.shares if x.side is BUY else -x.shares
-        realized[(x.account, x.con_id)] += x.realized_pnl or 0.0
-    for key, qty in per_order.items():
-        order = engine.order(*key)
-        assert order is not None
-        assert order.filled == qty
-    positions = {(p.account, p.con_id): p for p in engine.positions()}
-    assert set(positions) == set(signed)
-    for key, pos in positions.items():
-        assert pos.quantity == signed[key]
-        assert pos.realized_pnl == pytest.approx(realized[key], abs=1e-6)
-        assert (pos.avg_cost > 0) == (pos.quantity != 0)
+    def check(self) -> None:
+        engine = self.sim.engine
+        orders = [engine.order(1, i) for i in self.ids]
+        for o in orders:
+            assert o is not None
+            assert 0 <= o.filled <= o.request.total_quantity
+            if o.status is OrderStatus.FILLED:
+                assert o.remaining == 0
 
-    # Bracket exits never exceed what the parent bought or sold.
-    children: dict[int, int] = defaultdict(int)
-    for o in orders.values():
-        if o.request.parent_id:
-            children[o.request.parent_id] += o.filled
-    for parent_id, filled in children.items():
-        parent = engine.order(1, parent_id)
-        assert parent is not None
-        assert filled <= parent.filled
+        for e in self.sim.log:
+            if not isinstance(e, FillEvent):
+                continue
+            req, x = e.order.request, e.execution
+            assert x.cum_qty <= req.total_quantity
+            assert abs(x.price / TICK - round(x.price / TICK)) < 1e-9
+            if req.order_type is LMT or (req.order_type is STP_LMT and e.order.triggered):
+                assert req.lmt_price is not None
+                assert x.price <= req.lmt_price if req.action is BUY else x.price >= req.lmt_price
 
-    perm_ids = [o.perm_id for o in orders.values()]
-    assert len(set(perm_ids)) == len(perm_ids)
+        execs = engine.executions()
+        assert len({x.exec_id for x in execs}) == len(execs)
+        per_order: dict[int, int] = defaultdict(int)
+        signed = 0
+        realized = 0.0
+        for x in execs:
+            per_order[x.order_id] += x.shares
+            assert x.cum_qty == per_order[x.order_id]
+            signed += x.shares if x.side is BUY else -x.shares
+            realized += x.realized_pnl or 0.0
+        for o in orders:
+            assert o is not None
+            assert o.filled == per_order[o.request.order_id]
+        positions = engine.positions()
+        assert len(positions) == (1 if execs else 0)
+        for pos in positions:
+            assert pos.quantity == signed
+            assert pos.realized_pnl == pytest.approx(realized, abs=1e-6)
+            assert (pos.avg_cost > 0) == (pos.quantity != 0)
+
+        # Bracket exits never exceed what their parent bought or sold.
+        exits: dict[int, int] = defaultdict(int)
+        for o in orders:
+            assert o is not None
+            if o.request.parent_id:
+                exits[o.request.parent_id] += o.filled
+        for parent_id, filled in exits.items():
+            parent = engine.order(1, parent_id)
+            assert parent is not None
+            assert filled <= parent.filled
+
+        live = engine.open_orders() + engine.completed_orders()
+        assert len({o.perm_id for o in live}) == len(live)
+        assert not {o.perm_id for o in engine.open_orders()} & {
+            o.perm_id for o in engine.completed_orders()
+        }
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops)
-def test_random_sequences_keep_orders_fills_and_positions_consistent(
-    sequence: list[tuple[object, ...]],
-) -> None:
-    sim = Sim()
-    next_id, ids = 1, []
-    fills: list[FillEvent] = []
-    original = sim.engine.place, sim.engine.on_quote, sim.engine.on_trade, sim.engine.cancel
-
-    def recording(fn):  # type: ignore[no-untyped-def]
-        def wrapper(*args):  # type: ignore[no-untyped-def]
-            events = fn(*args)
-            fills.extend(e for e in events if isinstance(e, FillEvent))
-            return events
-
-        return wrapper
-
-    sim.engine.place, sim.engine.on_quote, sim.engine.on_trade, sim.engine.cancel = (  # type: ignore[method-assign]
-        recording(f) for f in original
-    )
+@given(operations)
+def test_random_sequences_keep_orders_fills_and_positions_consistent(sequence: list[Op]) -> None:
+    driver = Driver()
     for op in sequence:
-        next_id = _apply(sim, op, next_id, ids)
-        _check_invariants(sim, fills)
+        driver.apply(op)
+        driver.check()

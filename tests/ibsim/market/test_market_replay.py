@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,15 +135,17 @@ def test_bad_rows_in_gzip_file_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "reason"),
+    ("text", "where"),
     [
-        ("", 1, "empty file"),
-        (HEADER, 2, "no trades"),
-        ("time,price,size\n" + _OK, 1, "header is 'time,price,size'"),
+        ("", "line 1: empty file"),
+        (HEADER, "line 2: no trades"),
+        ("time,price,size\n" + _OK, "line 1, column time_ct: header is 'time,price,size'"),
+        ("time_ct,price\n" + _OK, "line 1, column size: header is"),
+        ("time_ct,price,size,x\n" + _OK, "line 1, column 4 (extra): header is"),
     ],
 )
-def test_empty_file_and_wrong_header(tmp_path: Path, text: str, line: int, reason: str) -> None:
-    with pytest.raises(ReplayFileError, match=f"line {line}: {reason}"):
+def test_empty_file_and_wrong_header(tmp_path: Path, text: str, where: str) -> None:
+    with pytest.raises(ReplayFileError, match=re.escape(where)):
         load_trades_csv(_write(tmp_path, text))
 
 
