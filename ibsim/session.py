@@ -170,7 +170,11 @@ class ClientSession:
             raise WireError(f"handshake: no common server version for client range {lo}..{hi}")
         self.enc = Encoder(sv)
         # Alone in its own packet: ibapi reads one recv and drops whatever is glued after it.
-        self.writer.write(self.enc.handshake(self.gw.clock.now()))
+        reply = self.enc.handshake(self.gw.clock.now())
+        if self.gw.journal is not None:
+            self.gw.journal.record_fields(self, "in", [text])
+            self.gw.journal.record(self, "out", reply)
+        self.writer.write(reply)
         await self.writer.drain()
         fields = await self._read_message()
         if int(fields[0]) != In.START_API:

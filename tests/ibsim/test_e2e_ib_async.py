@@ -239,3 +239,16 @@ async def test_historical_ticks_and_bars_come_from_the_same_tape(
     window_trades = gw.history.trades.between(bars[0].date.timestamp(), gw.clock.now() + 1)
     assert total <= sum(t.size for t in window_trades)
     assert all(b.low <= b.open <= b.high and b.low <= b.close <= b.high for b in bars)
+
+
+async def test_what_if_order_is_evaluated_without_placing(
+    make_gateway: GatewayFactory, connect: Connect
+) -> None:
+    gw = await make_gateway()
+    ib = await connect(gw)
+    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    state = await ib.whatIfOrderAsync(contract, LimitOrder("BUY", 2, 5000.25))
+    assert float(state.initMarginChange) > 0
+    assert state.commission == 4.5
+    assert gw.engine.open_orders() == []
+    assert gw.engine.executions() == []
