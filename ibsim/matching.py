@@ -29,8 +29,8 @@ Matching model (one top-of-book per ``con_id``, fed by ``on_quote`` / ``on_trade
   has printed on the contract the quote decides (BUY: ask >= aux, SELL: bid <= aux). A stop
   placed through the market elects at once. ``Order.triggered`` records the election; then
   STP acts as MKT and STP LMT as LMT at ``lmt_price``.
-* Bad market data. Quotes with a non-positive price or bid > ask, and trades with a
-  non-positive price or size, are ignored: feed the engine the true market, not the faults
+* Bad market data. Quotes with a non-positive or NaN price or bid > ask, and trades with a
+  non-positive or NaN price or size, are ignored: feed the engine the true market, not the faults
   injected for the daemon's data guards.
 
 Order lifecycle:
@@ -188,7 +188,7 @@ class MatchingEngine:
         book = self._books.get(con_id)
         if book is None:
             book = self._books[con_id] = _Book()
-        if not 0.0 < quote.bid <= quote.ask:
+        if not 0.0 < quote.bid <= quote.ask:  # also rejects NaN
             return []
         book.bid = quote.bid
         book.ask = quote.ask
@@ -204,7 +204,7 @@ class MatchingEngine:
         book = self._books.get(con_id)
         if book is None:
             book = self._books[con_id] = _Book()
-        if trade.price <= 0.0 or trade.size <= 0:
+        if not (trade.price > 0.0 and trade.size > 0):  # also rejects NaN
             return []
         book.last = trade.price
         if not book.working:

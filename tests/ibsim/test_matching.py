@@ -193,16 +193,20 @@ def test_market_order_waits_for_the_first_quote(sim: Sim) -> None:
     ]
 
 
-def test_crossed_and_non_positive_market_data_is_ignored(sim: Sim) -> None:
+def test_crossed_non_positive_and_nan_market_data_is_ignored(sim: Sim) -> None:
     sim.place(1, BUY, 1)
     assert sim.quote(5001.00, 5000.00) == []
     assert sim.quote(-1.0, 5000.00) == []
+    assert sim.quote(float("nan"), 5000.25) == []
     assert sim.trade(0.0, 5) == []
+    assert sim.trade(float("nan"), 5) == []
     assert sim.status(1) == SUB
     assert ev(sim.quote(5000.00, 5000.25)) == [
         ("fill", 1, 1, 5000.25, 2),
         ("order", 1, FILLED, 1, 0),
     ]
+    # No valid trade has printed, so the quote still elects a stop placed through it.
+    assert ev(sim.place(2, BUY, 1, STP, aux=4999.75))[-1] == ("order", 2, FILLED, 1, 0)
 
 
 # ---------------------------------------------------------------------- limit orders
