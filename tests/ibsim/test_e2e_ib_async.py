@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from itertools import islice
 
 import pytest
-from ib_async import IB, Future, LimitOrder, StopOrder, Ticker
+from ib_async import IB, ExecutionFilter, Future, LimitOrder, MarketOrder, StopOrder, Ticker
 
 from ibsim.gateway import Gateway
 from ibsim.model import Side, TradeTick
@@ -252,3 +252,76 @@ async def test_what_if_order_is_evaluated_without_placing(
     assert state.commission == 4.5
     assert gw.engine.open_orders() == []
     assert gw.engine.executions() == []
+
+
+async def test_market_order_larger_than_displayed_size_fills_in_parts(
+    make_gateway: GatewayFactory, connect: Connect
+) -> None:
+    gw = await make_gateway()
+    ib = await connect(gw)
+    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    trade = ib.placeOrder(contract, MarketOrder("BUY", 15))
+    await until(ib, lambda: trade.orderStatus.filled == 10)  # all the ask showed
+    assert trade.orderStatus.status == "Submitted"
+    assert trade.orderStatus.remaining == 5
+    gw.apply(quote(5000.25, 5000.5, ask_size=8))
+    await until(ib, lambda: trade.orderStatus.status == "Filled")
+    assert [(f.execution.price, f.execution.shares) for f in trade.fills] == [
+        (5000.25, 10.0),
+        (5000.5, 5.0),
+    ]
+    assert trade.orderStatus.avgFillPrice == pytest.approx((10 * 5000.25 + 5 * 5000.5) / 15)
+
+
+async def test_modify_keeps_the_order_and_reprices_it(
+    make_gateway: GatewayFactory, connect: Connect
+) -> None:
+    gw = await make_gateway()
+    ib = await connect(gw)
+    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    order = LimitOrder("BUY", 1, 4995.0)
+    trade = ib.placeOrder(contract, order)
+    await until(ib, lambda: trade.orderStatus.status == "Submitted")
+    perm_id = trade.order.permId
+    order.lmtPrice = 5000.25  # now marketable
+    same = ib.placeOrder(contract, order)
+    assert same is trade
+    await until(ib, lambda: trade.orderStatus.status == "Filled")
+    assert trade.order.permId == perm_id
+    assert trade.fills[0].execution.price == 5000.25
+
+
+async def test_global_cancel_and_all_open_orders_span_clients(
+    make_gateway: GatewayFactory, connect: Connect
+) -> None:
+    gw = await make_gateway()
+    a = await connect(gw, client_id=31)
+    b = await connect(gw, client_id=32)
+    (contract,) = await a.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    mine = a.placeOrder(contract, LimitOrder("BUY", 1, 4990.0, orderRef="from-a"))
+    await until(a, lambda: mine.orderStatus.status == "Submitted")
+    assert b.openTrades() == []  # reqOpenOrders is per client
+    everything = await b.reqAllOpenOrdersAsync()
+    assert [t.order.orderRef for t in everything] == ["from-a"]
+    b.reqGlobalCancel()
+    await until(a, lambda: mine.orderStatus.status == "Cancelled")
+    assert gw.engine.open_orders() == []
+
+
+async def test_execution_filter_selects_by_side_and_time(
+    make_gateway: GatewayFactory, connect: Connect
+) -> None:
+    gw = await make_gateway()
+    ib = await connect(gw)
+    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    buy = ib.placeOrder(contract, MarketOrder("BUY", 1))
+    sell = ib.placeOrder(contract, MarketOrder("SELL", 1))
+    await until(ib, lambda: buy.isDone() and sell.isDone())
+    sells = await ib.reqExecutionsAsync(ExecutionFilter(side="SELL"))
+    assert [f.execution.side for f in sells] == ["SLD"]
+    later = await ib.reqExecutionsAsync(ExecutionFilter(time="20261120 09:00:00 US/Central"))
+    assert later == []
+    mine = await ib.reqExecutionsAsync(ExecutionFilter(clientId=1))
+    assert len(mine) == 2
+    others = await ib.reqExecutionsAsync(ExecutionFilter(clientId=99))
+    assert others == []
