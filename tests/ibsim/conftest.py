@@ -85,5 +85,12 @@ async def until(ib: IB, predicate: Callable[[], bool], limit: float = WAIT) -> N
             await ib.updateEvent
 
 
+def collect_errors(ib: IB) -> list[tuple[int, int]]:
+    """(reqId, code) of every error the client receives from now on."""
+    seen: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, *_: seen.append((req_id, code))
+    return seen
+
+
 def synthetic(seed: int = 7) -> SyntheticSource:
     return SyntheticSource(seed=seed, start_time=START)

@@ -34,6 +34,21 @@ async def _start(*args: str) -> tuple[asyncio.subprocess.Process, int]:
     return proc, int(line)
 
 
+async def _run_to_exit(*args: str) -> tuple[int | None, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ibsim",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), WAIT)
+    return proc.returncode, out, err
+
+
 @pytest.fixture
 async def processes() -> AsyncIterator[list[asyncio.subprocess.Process]]:
     procs: list[asyncio.subprocess.Process] = []
@@ -111,21 +126,8 @@ async def test_corrupt_replay_file_fails_before_listening(
 ) -> None:
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(gzip.compress(content.encode()))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ibsim",
-        "--port",
-        "0",
-        "--source",
-        "replay",
-        "--ticks",
-        str(bad),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), WAIT)
-    assert proc.returncode == 2
+    code, out, err = await _run_to_exit("--source", "replay", "--ticks", str(bad))
+    assert code == 2
     assert out == b""  # no port printed: it never listened
     assert message in err.decode()
     assert str(bad) in err.decode()
@@ -134,19 +136,8 @@ async def test_corrupt_replay_file_fails_before_listening(
 async def test_bad_scenario_file_is_refused(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text('[[fault]]\nat = 1\nkind = "meteor"\n')
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ibsim",
-        "--port",
-        "0",
-        "--scenario",
-        str(scenario),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), WAIT)
-    assert (proc.returncode, out) == (2, b"")
+    code, out, err = await _run_to_exit("--scenario", str(scenario))
+    assert (code, out) == (2, b"")
     assert "kind 'meteor'" in err.decode()
 
 

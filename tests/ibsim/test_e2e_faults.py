@@ -13,16 +13,10 @@ from ib_async import IB, Future, LimitOrder, MarketOrder, Ticker
 from ibsim.feed import BadTick
 from ibsim.model import Side, TradeTick
 from ibsim.scenario import Fault, Scenario, ScenarioError, load_scenario
-from tests.ibsim.conftest import WAIT, GatewayFactory, quote, synthetic, until
+from tests.ibsim.conftest import WAIT, GatewayFactory, collect_errors, quote, synthetic, until
 
 Connect = Callable[..., Awaitable[IB]]
 ES = Future("ES", "202612", exchange="CME")
-
-
-def _errors(ib: IB) -> list[tuple[int, int]]:
-    seen: list[tuple[int, int]] = []
-    ib.errorEvent += lambda req_id, code, *_: seen.append((req_id, code))
-    return seen
 
 
 async def _disconnected(ib: IB) -> None:
@@ -57,7 +51,7 @@ async def test_outage_1100_then_1101_stops_streams_until_resubscribed(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     _ticker, prices = await _tick_stream(ib)
     gw.apply(TradeTick(gw.clock.now(), 5000.25, 1, Side.BUY))
     await until(ib, lambda: prices == [5000.25])
@@ -81,7 +75,7 @@ async def test_outage_then_1102_keeps_streams(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     _ticker, prices = await _tick_stream(ib)
     gw.connectivity_lost()
     gw.connectivity_restored(data_lost=False)
@@ -114,7 +108,7 @@ async def test_farm_messages_reach_every_client(
     gw = await make_gateway()
     a = await connect(gw, client_id=1)
     b = await connect(gw, client_id=2)
-    errors_a, errors_b = _errors(a), _errors(b)
+    errors_a, errors_b = collect_errors(a), collect_errors(b)
     gw.farm(code)
     await until(a, lambda: (-1, code) in errors_a)
     await until(b, lambda: (-1, code) in errors_b)
@@ -139,12 +133,12 @@ async def test_stall_holds_every_reply_until_it_ends(
     ("permission", "data_type", "code"),
     [("none", 1, 354), ("delayed", 1, 10089), ("delayed", 3, 10167)],
 )
-async def test_market_data_permission_errors(
+async def test_market_data_permissionerrors(
     make_gateway: GatewayFactory, connect: Connect, permission: str, data_type: int, code: int
 ) -> None:
     gw = await make_gateway(market_data=permission)
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     (contract,) = await ib.qualifyContractsAsync(ES)
     ib.reqMarketDataType(data_type)
     ticker = ib.reqMktData(contract)
@@ -160,7 +154,7 @@ async def test_201_reject_cancels_one_order_and_the_next_goes_through(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     (contract,) = await ib.qualifyContractsAsync(ES)
     gw.reject_next_orders(1)
     rejected = ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.0))
@@ -173,7 +167,7 @@ async def test_201_reject_cancels_one_order_and_the_next_goes_through(
 async def test_read_only_api_answers_321(make_gateway: GatewayFactory, connect: Connect) -> None:
     gw = await make_gateway(read_only=True)
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     (contract,) = await ib.qualifyContractsAsync(ES)
     trade = ib.placeOrder(contract, MarketOrder("BUY", 1))
     await until(ib, lambda: (trade.order.orderId, 321) in errors)
@@ -268,7 +262,7 @@ async def test_tick_by_tick_limit_gives_10190(
 ) -> None:
     gw = await make_gateway(max_tick_by_tick=1)
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     (contract,) = await ib.qualifyContractsAsync(ES)
     ib.reqTickByTickData(contract, "AllLast")
     ib.reqTickByTickData(contract, "BidAsk")
@@ -280,7 +274,7 @@ async def test_pacing_violation_gives_100_and_disconnects(
 ) -> None:
     gw = await make_gateway(max_msg_rate=10)
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     for _ in range(20):
         ib.client.reqCurrentTime()
     await _disconnected(ib)
@@ -354,7 +348,7 @@ async def test_scenario_fires_by_event_and_by_time(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw, client_id=4)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     scenario = Scenario(
         [Fault(kind="farm", on="order", nth=1, code=2103), Fault(kind="farm", at=0.0, code=2119)]
     )

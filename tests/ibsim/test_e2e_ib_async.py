@@ -12,15 +12,17 @@ from ib_async import IB, ExecutionFilter, Future, LimitOrder, MarketOrder, StopO
 
 from ibsim.gateway import Gateway
 from ibsim.model import Side, TradeTick
-from tests.ibsim.conftest import WAIT, GatewayFactory, ListSource, quote, synthetic, until
+from tests.ibsim.conftest import (
+    WAIT,
+    GatewayFactory,
+    ListSource,
+    collect_errors,
+    quote,
+    synthetic,
+    until,
+)
 
 Connect = Callable[..., Awaitable[IB]]
-
-
-def _errors(ib: IB) -> list[tuple[int, int]]:
-    seen: list[tuple[int, int]] = []
-    ib.errorEvent += lambda req_id, code, *_: seen.append((req_id, code))
-    return seen
 
 
 async def test_connect_completes_startup_and_announces_farms(
@@ -28,7 +30,7 @@ async def test_connect_completes_startup_and_announces_farms(
 ) -> None:
     gw = await make_gateway()
     ib = IB()
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     await ib.connectAsync("127.0.0.1", gw.port, clientId=3, timeout=5)
     try:
         assert ib.isConnected()
@@ -54,7 +56,7 @@ async def test_unqualified_es_lists_four_expiries_and_unknown_gets_200(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     details = await ib.reqContractDetailsAsync(Future("ES", exchange="CME"))
     symbols = [d.contract.localSymbol for d in details]
     assert symbols == ["ESZ6", "ESH7", "ESM7", "ESU7"]
@@ -174,7 +176,7 @@ async def test_duplicate_order_id_and_off_grid_price_are_rejected(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw, client_id=14)
-    errors = _errors(ib)
+    errors = collect_errors(ib)
     (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
     off_grid = ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.1))
     await until(ib, lambda: (off_grid.order.orderId, 110) in errors)
@@ -196,7 +198,7 @@ async def test_client_id_in_use_gets_326_and_is_freed_after_the_delay(
     gw._wall = lambda: now[0]
     first = await connect(gw, client_id=21)
     second = IB()
-    errors = _errors(second)
+    errors = collect_errors(second)
     with pytest.raises((TimeoutError, ConnectionError)):
         await second.connectAsync("127.0.0.1", gw.port, clientId=21, timeout=1)
     assert (-1, 326) in errors
