@@ -1,0 +1,1 @@
+"""Process runtime: lifecycle, logging, systemd integration, status and control."""
