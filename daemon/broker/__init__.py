@@ -1,0 +1,1 @@
+"""Everything that speaks to Interactive Brokers: connection, error codes, contracts, data."""

@@ -1,0 +1,1 @@
+"""Tests of daemon.broker: error catalogue, contracts, and the broker link against ibsim."""
