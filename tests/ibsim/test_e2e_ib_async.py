@@ -136,15 +136,16 @@ async def test_orders_keep_working_while_away_and_reconnect_reconciles(
     ib.disconnect()
 
     # while the client is away the stop is hit at the broker
+    gw.apply(quote(4998.0, 4998.25))
     gw.apply(TradeTick(gw.clock.now(), 4998.0, 3, aggressor=Side.SELL))
-    gw.apply(quote(4997.75, 4998.0))
-    gw.apply(TradeTick(gw.clock.now(), 4997.75, 3, aggressor=Side.SELL))
 
     ib2 = await connect(gw, client_id=12)
     fills = ib2.fills()
     assert parent_exec in {f.execution.execId for f in fills}
     assert len({f.execution.execId for f in fills}) == 2
     assert {f.execution.orderRef for f in fills} == {"intent-42"}
+    stop_fill = next(f for f in fills if f.execution.execId != parent_exec)
+    assert (stop_fill.execution.side, stop_fill.execution.price) == ("SLD", 4998.0)
     assert ib2.openTrades() == []
     assert ib2.positions() == []
     completed = await ib2.reqCompletedOrdersAsync(apiOnly=False)
