@@ -1,15 +1,143 @@
-"""The `orderflowd` command. The daemon itself lands with the daemon-core issue."""
+"""The `orderflowd` command: run | debug | check-config | status."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from daemon import __version__
+from daemon.settings import EX_CONFIG, ConfigError, Settings, effective_config, load_settings
+
+EX_UNAVAILABLE = 69
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderflowd", description=__doc__)
     parser.add_argument("--version", action="version", version=f"orderflowd {__version__}")
-    parser.parse_args(argv)
-    parser.print_help()
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="TOML file (default config/orderflowd.toml)")
+        p.add_argument(
+            "--live",
+            action="store_true",
+            help='allow live trading (also needs trading.mode = "live")',
+        )
+        p.add_argument("--host", help="override ib.host")
+        p.add_argument("--port", help='override ib.port (a number or "auto")')
+        p.add_argument("--client-id", type=int, help="override ib.client_id")
+        p.add_argument("--state-dir", help="override paths.state_dir")
+        p.add_argument("--log-format", choices=("auto", "console", "json"))
+        p.add_argument("--log-level", help="override logging.level")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override any setting, e.g. --set data.mode=snapshot (repeatable)",
+        )
+
+    run = sub.add_parser("run", help="run the daemon (as under systemd)")
+    common(run)
+    run.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
+    debug = sub.add_parser("debug", help="run in the foreground: console logs, a status line")
+    common(debug)
+    debug.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
+    check = sub.add_parser("check-config", help="validate and print the effective config")
+    common(check)
+    status = sub.add_parser("status", help="print the running daemon's status")
+    common(status)
+    status.add_argument("--json", action="store_true", help="print status.json as is")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line overrides as dotted keys (the highest-priority settings layer)."""
+    out: dict[str, Any] = {}
+    for flag, key in (
+        ("host", "ib.host"),
+        ("port", "ib.port"),
+        ("client_id", "ib.client_id"),
+        ("state_dir", "paths.state_dir"),
+        ("log_format", "logging.format"),
+        ("log_level", "logging.level"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            out[key] = value
+    if args.command == "debug":
+        out.setdefault("logging.format", "console")
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError([f"--set {item!r}: expected KEY=VALUE, e.g. data.mode=snapshot"])
+        out[key.strip()] = value
+    return out
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, overrides_from(args), live_flag=args.live)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.runtime.logs import configure_logging
+    from daemon.runtime.supervisor import Supervisor
+
+    configure_logging(settings.logging.format, settings.logging.level, settings.log_file)
+    supervisor = Supervisor(
+        settings,
+        allow_live=settings.trading.mode == "live" and args.live,
+        debug=args.command == "debug",
+        exit_after=args.exit_after,
+    )
+    return _event_loop_run(supervisor.run())
+
+
+def _event_loop_run(main: Any) -> int:
+    """One event loop for the process: uvloop where available, plain asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result: int = runner.run(main)
+    return result
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    from daemon.runtime.status import read_status, status_line
+
+    try:
+        doc = read_status(Path(settings.paths.state_dir))
+    except FileNotFoundError:
+        print(
+            f"orderflowd: no status in {settings.paths.state_dir}: is the daemon running "
+            "with this state_dir?",
+            file=sys.stderr,
+        )
+        return EX_UNAVAILABLE
+    print(json.dumps(doc, indent=2) if as_json else status_line(doc))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _load(args)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"orderflowd: config error: {line}", file=sys.stderr)
+        return EX_CONFIG
+    if args.command == "check-config":
+        print(json.dumps(effective_config(settings), indent=2, default=str))
+        return 0
+    if args.command == "status":
+        return _status(settings, args.json)
+    return _run(settings, args)

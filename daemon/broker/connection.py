@@ -337,7 +337,10 @@ class Connection:
 
     def _on_disconnected(self) -> None:
         if self.status.state in (ConnState.READY, ConnState.DEGRADED, ConnState.SYNCING):
-            log.warning("disconnected", port=self.status.port)
+            if self._stopping.is_set():
+                log.info("disconnected", port=self.status.port, reason="stopping")
+            else:
+                log.warning("disconnected", port=self.status.port)
             self._set_state(ConnState.DISCONNECTED)
             for hook in list(self._disconnect_hooks):
                 hook()

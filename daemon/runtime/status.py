@@ -1,0 +1,124 @@
+"""`<state_dir>/status.json`: what the daemon is doing, written atomically every second.
+
+Readers (`orderflowd status`, monitoring, a trader's `cat`) never see a half-written file:
+each snapshot goes to a temporary file in the same directory and is renamed over the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.broker.connection import ConnectionStatus
+from daemon.broker.marketdata import FeedStats
+from daemon.settings import mask_account
+
+STATUS_FILE = "status.json"
+
+
+@dataclass
+class TradingStatus:
+    """Filled by the trading layer once it exists; real zeros until then."""
+
+    trading_state: str = "DISABLED"
+    position: int = 0
+    realized_pnl: float = 0.0
+    unrealized_pnl: float = 0.0
+    working_orders: int = 0
+
+
+@dataclass
+class StatusInputs:
+    """Everything a snapshot is built from."""
+
+    connection: ConnectionStatus
+    feed: FeedStats
+    started_wall: float
+    started_mono: float
+    trading: TradingStatus = field(default_factory=TradingStatus)
+    rejected_ticks: dict[str, int] = field(default_factory=dict)
+    loop_lag_s: float = 0.0
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def snapshot(inputs: StatusInputs, now_mono: float) -> dict[str, Any]:
+    """The JSON document, as plain data."""
+    conn, feed = inputs.connection, inputs.feed
+    last_tick_age = None if feed.last_tick is None else round(now_mono - feed.last_tick, 3)
+    return {
+        "state": conn.state.value,
+        "connected": conn.state.value in ("SYNCING", "READY", "DEGRADED"),
+        "since": _iso(conn.since),
+        "started": _iso(inputs.started_wall),
+        "uptime_s": round(now_mono - inputs.started_mono, 3),
+        "reconnect_count": conn.reconnect_count,
+        "last_error": (
+            {"code": conn.last_error[0], "message": conn.last_error[1]} if conn.last_error else None
+        ),
+        "server_version": conn.server_version,
+        "port": conn.port,
+        "client_id": conn.client_id,
+        "accounts": [mask_account(a) for a in conn.accounts],
+        "ib_connected": conn.ib_connected,
+        "farms": dict(sorted(conn.farms.items())),
+        "contract": feed.contract,
+        "data_mode": feed.mode.value if feed.mode else None,
+        "data_stale": feed.stale,
+        "last_tick_age_s": last_tick_age,
+        "ticks_total": feed.ticks_total,
+        "trades_total": feed.trades,
+        "resubscribe_count": feed.resubscribes,
+        "rolls": feed.rolls,
+        "gateway_clock_offset_s": round(feed.clock_offset_s, 3),
+        "rejected_ticks": dict(sorted(inputs.rejected_ticks.items())),
+        "loop_lag_s": round(inputs.loop_lag_s, 4),
+        "trading_state": inputs.trading.trading_state,
+        "position": inputs.trading.position,
+        "realized_pnl": inputs.trading.realized_pnl,
+        "unrealized_pnl": inputs.trading.unrealized_pnl,
+        "working_orders": inputs.trading.working_orders,
+    }
+
+
+def status_line(doc: dict[str, Any]) -> str:
+    """One line for sd_notify STATUS= and the debug console, e.g. `READY ESZ6 tick-by-tick …`."""
+    parts = [doc["state"]]
+    if doc.get("contract"):
+        parts.append(doc["contract"])
+    if doc.get("data_mode"):
+        parts.append(doc["data_mode"])
+    age = doc.get("last_tick_age_s")
+    parts.append("no ticks yet" if age is None else f"last tick {age:.1f}s ago")
+    if doc.get("data_stale"):
+        parts.append("STALE")
+    if doc.get("reconnect_count"):
+        parts.append(f"reconnects {doc['reconnect_count']}")
+    return " ".join(parts)
+
+
+def write_atomic(path: Path, doc: dict[str, Any]) -> None:
+    """Write JSON so that readers see either the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_status(state_dir: Path) -> dict[str, Any]:
+    """The last snapshot; FileNotFoundError when the daemon never ran with this state_dir."""
+    data: dict[str, Any] = json.loads((state_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    return data

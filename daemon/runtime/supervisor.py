@@ -1,0 +1,238 @@
+"""The supervisor: one event loop, the components in order, signals, health and sd_notify.
+
+READY=1 is sent as soon as the supervisor runs (a gateway outage at boot must not fail the
+unit); WATCHDOG=1 only while the loop is responsive and every supervised task is alive, not
+when the gateway is up; STATUS= carries the one-line status; STOPPING=1 on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from ib_async import IB
+
+from daemon.broker.connection import Connection, LiveAccountRefusedError
+from daemon.broker.marketdata import MarketData
+from daemon.flow.events import MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
+from daemon.runtime import status as status_mod
+from daemon.runtime.logs import flush_suppressed
+from daemon.runtime.systemd import Notifier
+from daemon.settings import EX_CONFIG, Settings
+
+log = structlog.get_logger("daemon.runtime.supervisor")
+
+SHUTDOWN_TIMEOUT_S = 10.0
+LAG_PROBE_S = 0.25
+MAX_HEALTHY_LAG_S = 1.0
+FEED_LOG_EVERY_S = 10.0
+EX_SOFTWARE = 70
+
+
+class FeedLog:
+    """Until the strategy exists, `run` logs the market-data feed: a summary every few seconds."""
+
+    def __init__(self, every_s: float = FEED_LOG_EVERY_S) -> None:
+        self.every_s = every_s
+        self.trades = 0
+        self.volume = 0.0
+        self.last_price: float | None = None
+        self.bid: float | None = None
+        self.ask: float | None = None
+        self._last_log = time.monotonic()
+
+    def __call__(self, event: MarketEvent) -> None:
+        if isinstance(event, TradeEvent):
+            self.trades += 1
+            self.volume += event.size
+            self.last_price = event.price
+        elif isinstance(event, QuoteEvent):
+            self.bid, self.ask = event.bid, event.ask
+        elif isinstance(event, SnapshotEvent):
+            self.bid, self.ask, self.last_price = event.bid, event.ask, event.last
+
+    def maybe_log(self, now: float) -> None:
+        if now - self._last_log < self.every_s:
+            return
+        self._last_log = now
+        log.info(
+            "feed",
+            trades=self.trades,
+            volume=self.volume,
+            last=self.last_price,
+            bid=self.bid,
+            ask=self.ask,
+        )
+        self.trades, self.volume = 0, 0.0
+
+
+class Supervisor:
+    """Owns the loop's lifetime: start components in order, watch them, stop them in reverse."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        allow_live: bool = False,
+        notifier: Notifier | None = None,
+        debug: bool = False,
+        exit_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.notifier = notifier or Notifier()
+        self.debug = debug
+        self.exit_after = exit_after
+        self._clock = clock
+        self.ib = IB()  # the one client object of the process
+        self.conn = Connection(self.ib, settings.ib, allow_live=allow_live)
+        self.feed_log = FeedLog()
+        self.market = MarketData(self.conn, settings.instrument, settings.data, self.feed_log)
+        self.status_path = Path(settings.paths.state_dir) / status_mod.STATUS_FILE
+        self.loop_lag = 0.0
+        self._stop = asyncio.Event()
+        self._stop_reason = ""
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._started_wall = time.time()
+        self._started_mono = clock()
+        self._last_ping = -1e18
+        self._last_line = 0.0
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            log.info("stop_requested", reason=reason)
+            self._stop_reason = reason
+            self._stop.set()
+
+    # --- run ---
+
+    async def run(self) -> int:
+        """Run until a signal, `exit_after`, or a fatal error; returns the exit code."""
+        asyncio.set_event_loop(asyncio.get_running_loop())  # aeventkit: see DESIGN.md
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+        self.notifier.notify("READY=1", f"STATUS={self._line()}")
+        log.info(
+            "started",
+            state_dir=str(self.settings.paths.state_dir),
+            ports=list(self.settings.ib.candidate_ports),
+            client_id=self.settings.ib.client_id,
+        )
+        self._tasks = {
+            "connection": asyncio.create_task(self.conn.run(), name="connection"),
+            "monitor": asyncio.create_task(self._monitor(), name="monitor"),
+            "loop_lag": asyncio.create_task(self._measure_lag(), name="loop_lag"),
+        }
+        if self.exit_after is not None:
+            loop.call_later(self.exit_after, self.request_stop, "exit_after")
+        stopper = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait(
+            {stopper, *self._tasks.values()}, return_when=asyncio.FIRST_COMPLETED
+        )
+        code = self._exit_code(done - {stopper})
+        await self._shutdown()
+        stopper.cancel()
+        return code
+
+    def _exit_code(self, ended: set[asyncio.Task[Any]]) -> int:
+        for task in ended:
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if isinstance(exc, LiveAccountRefusedError):
+                log.error("live_account_refused", reason=str(exc))
+                return EX_CONFIG
+            if exc is not None:
+                log.error("component_failed", component=task.get_name(), error=repr(exc))
+                return EX_SOFTWARE
+            log.error("component_ended", component=task.get_name())
+            return EX_SOFTWARE
+        return 0
+
+    async def _shutdown(self) -> None:
+        self.notifier.notify("STOPPING=1", "STATUS=stopping")
+        log.info("stopping", reason=self._stop_reason or "component ended")
+
+        async def stop_all() -> None:
+            await self.market.stop()
+            await self.conn.stop()
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+        try:
+            await asyncio.wait_for(stop_all(), SHUTDOWN_TIMEOUT_S)
+        except TimeoutError:
+            log.error("shutdown_timeout", seconds=SHUTDOWN_TIMEOUT_S)
+        self._write_status()
+        flush_suppressed(force=True)
+        log.info("stopped")
+
+    # --- supervised tasks ---
+
+    async def _monitor(self) -> None:
+        """Once per interval: market checks, status.json, STATUS=, watchdog, suppressed logs."""
+        interval = self.settings.status.interval_s
+        watchdog = self.notifier.watchdog_interval()
+        while True:
+            try:
+                await self.market.check()
+            except (TimeoutError, ConnectionError) as exc:
+                log.warning("market_check_failed", error=repr(exc))
+            now = self._clock()
+            doc = self._write_status()
+            line = status_mod.status_line(doc)
+            self.notifier.notify(f"STATUS={line}")
+            if watchdog is not None and now - self._last_ping >= watchdog and self.healthy():
+                self.notifier.notify("WATCHDOG=1")
+                self._last_ping = now
+            if self.debug and now - self._last_line >= 5.0:
+                self._last_line = now
+                log.info("status", line=line)
+            self.feed_log.maybe_log(now)
+            flush_suppressed()
+            await asyncio.sleep(min(interval, watchdog) if watchdog else interval)
+
+    async def _measure_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)
+            self.loop_lag = max(0.0, loop.time() - start - LAG_PROBE_S)
+
+    def healthy(self) -> bool:
+        """Loop responsive and every supervised task alive (the gateway may well be down)."""
+        alive = all(not t.done() for t in self._tasks.values())
+        return alive and self.loop_lag < MAX_HEALTHY_LAG_S
+
+    # --- status ---
+
+    def _inputs(self) -> status_mod.StatusInputs:
+        return status_mod.StatusInputs(
+            connection=self.conn.status,
+            feed=self.market.stats,
+            started_wall=self._started_wall,
+            started_mono=self._started_mono,
+            loop_lag_s=self.loop_lag,
+        )
+
+    def _line(self) -> str:
+        return status_mod.status_line(status_mod.snapshot(self._inputs(), self._clock()))
+
+    def _write_status(self) -> dict[str, Any]:
+        doc = status_mod.snapshot(self._inputs(), self._clock())
+        try:
+            status_mod.write_atomic(self.status_path, doc)
+        except OSError as exc:
+            log.warning(
+                "status_write_failed", path=str(self.status_path), error=str(exc), rate_limited=True
+            )
+        return doc
