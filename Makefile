@@ -1,13 +1,14 @@
-# orderflowd — the two commands: `make demo` (lands with the daemon) and `make test`.
+# orderflowd — the two commands: `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := daemon ibsim
-CHECKED := daemon ibsim tests
+CHECKED := daemon ibsim tests scripts
+CONFIG ?= config/orderflowd.toml
 
-.PHONY: install lint test clean
+.PHONY: install lint test demo run-paper debug run-live systemd-check clean
 
 install: $(STAMP)
 
@@ -25,5 +26,23 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# ibsim replaying real ES trades + the daemon in debug mode; ends by itself after about a minute.
+demo: install
+	$(BIN)/python scripts/demo.py
+
+# Against a local TWS / IB Gateway paper login (ports 7497, then 4002).
+run-paper: install
+	$(BIN)/orderflowd run --config $(CONFIG)
+
+debug: install
+	$(BIN)/orderflowd debug --config $(CONFIG)
+
+# Refused unless the config says trading.mode = "live"; --live is the second key.
+run-live: install
+	$(BIN)/orderflowd run --config $(or $(LIVE_CONFIG),config/live.toml) --live
+
+systemd-check:
+	bash scripts/systemd-check.sh
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache state

@@ -88,6 +88,7 @@ class MarketData:
         conn.on_session(self._on_session)
         conn.on_data_lost(self.resubscribe)
         conn.on_data_kept(self._verify_fresh)
+        conn.on_disconnect(self._forget_subscriptions)
         self.ib.errorEvent += self._on_error
         self._tap_wrapper()
 
@@ -107,9 +108,15 @@ class MarketData:
     # --- session lifecycle (called by Connection) ---
 
     async def _on_session(self, ib: IB) -> None:
+        previous = self.stats.clock_offset_s
         await self._sync_clock()
-        if abs(self.stats.clock_offset_s) > 5:
-            log.warning("gateway_clock_differs", offset_s=round(self.stats.clock_offset_s, 1))
+        offset = self.stats.clock_offset_s
+        if abs(offset) > 5 and abs(offset - previous) > 60:
+            log.warning(
+                "gateway_clock_differs",
+                offset_s=round(offset, 1),
+                action="trading hours and the roll follow the gateway's clock",
+            )
         self._details = await asyncio.wait_for(
             contracts.fetch_es_details(
                 ib, self.instrument.symbol, self.instrument.exchange, self.instrument.currency
@@ -191,6 +198,13 @@ class MarketData:
 
     async def stop(self) -> None:
         self._cancel_all()
+
+    def _forget_subscriptions(self) -> None:
+        """The socket is gone and ib_async has reset: nothing is left to cancel."""
+        if self._snapshot_ticker is not None:
+            self._snapshot_ticker.updateEvent -= self._on_snapshot
+            self._snapshot_ticker = None
+        self._req_ids.clear()
 
     async def _verify_fresh(self) -> None:
         """1102: the gateway kept our subscriptions; resubscribe only if data is stale."""
