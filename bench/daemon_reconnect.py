@@ -1,0 +1,234 @@
+"""Daemon resilience figures: reconnect-to-first-tick, RSS across reconnects, idle CPU.
+
+    python -m bench.daemon_reconnect [--cycles 100] [--idle-seconds 10]
+
+1. Gateway restarts (port closed 0.2 s, then back): time from the gateway accepting connections
+   again to the first quote and the first trade after the daemon's resubscription, with the
+   daemon's backoff pinned at 50 ms so that the figure is the daemon's own work.
+2. RSS of the process running the daemon's connection and market data after cycle 1 and after
+   the last cycle (the gateway runs in a separate process so its memory does not count).
+3. Idle CPU of a real `orderflowd run` process connected to a gateway with no ticks.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ib_async import IB
+
+from daemon.broker.connection import Backoff, Connection, Heartbeat
+from daemon.broker.marketdata import MarketData
+from daemon.flow.events import MarketEvent, QuoteEvent, TradeEvent
+from daemon.runtime.logs import configure_logging
+from daemon.settings import DataSettings, IbSettings, InstrumentSettings
+
+START = "20261120 08:30:00 US/Central"
+
+
+def rss_mb(pid: int | None = None) -> float:
+    pages = int(Path(f"/proc/{pid or 'self'}/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_gateway(*extra: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ibsim", "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def restart_scenario(cycles: int) -> Path:
+    """One gateway restart a second from t = 2 s, the port closed for 0.2 s each time."""
+    path = Path(f"/tmp/ofd-bench-{os.getpid()}.toml")
+    path.write_text(
+        "".join(
+            f'[[fault]]\nat = {2.0 + i:.1f}\nkind = "restart"\nseconds = 0.2\n'
+            for i in range(cycles)
+        )
+    )
+    return path
+
+
+async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
+    asyncio.set_event_loop(asyncio.get_running_loop())
+    gw, port = start_gateway(
+        "--source",
+        "synthetic",
+        "--seed",
+        "5",
+        "--start",
+        START,
+        "--speed",
+        "20",
+        "--scenario",
+        str(scenario),
+    )
+    events: list[tuple[float, MarketEvent]] = []
+    changed = asyncio.Event()
+
+    def sink(event: MarketEvent) -> None:
+        events.append((time.perf_counter(), event))
+        changed.set()
+
+    def went_down() -> None:
+        downs.append(time.perf_counter())
+        changed.set()
+
+    async def until(predicate: Callable[[], bool]) -> None:
+        async with asyncio.timeout(30):
+            while not predicate():
+                changed.clear()
+                await changed.wait()
+
+    conn = Connection(
+        IB(),
+        IbSettings(port=port, client_id=4, connect_timeout=5.0),
+        backoff=Backoff(initial=0.05, cap=0.05, jitter=0.0, stable_after=3600.0),
+        heartbeat=Heartbeat(idle=30.0, probe=5.0),
+        rng=random.Random(0),
+    )
+    md = MarketData(conn, InstrumentSettings(), DataSettings(), sink)
+    downs: list[float] = []
+    conn.on_disconnect(went_down)
+    task = asyncio.create_task(conn.run())
+    to_quote: list[float] = []
+    to_trade: list[float] = []
+    rss_after_first = 0.0
+    try:
+        for cycle in range(cycles):
+            await until(lambda: len(downs) > cycle)  # noqa: B023 - awaited in this iteration
+            down = downs[cycle]
+            reopened = down + 0.2  # the scenario closes the port for 0.2 s
+            await until(lambda: any(t > down and isinstance(e, TradeEvent) for t, e in events))  # noqa: B023
+            after = [(t, e) for t, e in events if t > down]
+            first_quote = next(t for t, e in after if isinstance(e, QuoteEvent))
+            first_trade = next(t for t, e in after if isinstance(e, TradeEvent))
+            to_quote.append(first_quote - reopened)
+            to_trade.append(first_trade - reopened)
+            events.clear()
+            if cycle == 0:
+                gc.collect()
+                rss_after_first = rss_mb()
+        gc.collect()
+        rss_after_last = rss_mb()
+        tickers = len(conn.ib.wrapper.reqId2Ticker)
+    finally:
+        await md.stop()
+        await conn.stop()
+        await asyncio.wait({task}, timeout=10)
+        gw.terminate()
+        gw.wait(timeout=10)
+    return {
+        "cycles": cycles,
+        "reconnects": conn.status.reconnect_count,
+        "quote_p50_ms": statistics.median(to_quote) * 1000,
+        "quote_max_ms": max(to_quote) * 1000,
+        "trade_p50_ms": statistics.median(to_trade) * 1000,
+        "trade_max_ms": max(to_trade) * 1000,
+        "rss_after_1_mb": rss_after_first,
+        "rss_after_last_mb": rss_after_last,
+        "ib_async_tickers": tickers,
+    }
+
+
+def idle_cpu(seconds: float) -> dict[str, float]:
+    gw, port = start_gateway("--source", "replay", "--ticks", _one_trade_file(), "--speed", "1")
+    state = Path(f"/tmp/ofd-bench-idle-{os.getpid()}")
+    daemon = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daemon",
+            "run",
+            "--port",
+            str(port),
+            "--client-id",
+            "6",
+            "--state-dir",
+            str(state),
+            "--log-format",
+            "json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(3.0)  # start-up and connect are not idle
+        before, t0 = cpu_seconds(daemon.pid), time.monotonic()
+        time.sleep(seconds)
+        used, elapsed = cpu_seconds(daemon.pid) - before, time.monotonic() - t0
+        rss = rss_mb(daemon.pid)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        gw.terminate()
+        gw.wait(timeout=10)
+    return {"idle_cpu_pct": 100 * used / elapsed, "idle_seconds": elapsed, "daemon_rss_mb": rss}
+
+
+def _one_trade_file() -> str:
+    """A replay holding one trade: the gateway's market stays quiet afterwards."""
+    path = Path(f"/tmp/ofd-bench-quiet-{os.getpid()}.csv")
+    path.write_text("time_ct,price,size\n2026-11-20 08:30:00.000,5000.25,1\n")
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    configure_logging("console", "WARNING")
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    scenario = restart_scenario(args.cycles)
+    try:
+        r = asyncio.run(reconnect_cycles(args.cycles, scenario))
+    finally:
+        scenario.unlink(missing_ok=True)
+    print(f"gateway restarts: {r['cycles']}, daemon reconnects: {r['reconnects']:.0f}")
+    print(
+        f"reopen -> first quote: p50 {r['quote_p50_ms']:.1f} ms, max {r['quote_max_ms']:.1f} ms"
+        " (backoff pinned at 50 ms)"
+    )
+    print(
+        f"reopen -> first trade: p50 {r['trade_p50_ms']:.1f} ms, max {r['trade_max_ms']:.1f} ms"
+        " (synthetic market, ~80 trades/s)"
+    )
+    print(
+        f"RSS after cycle 1: {r['rss_after_1_mb']:.1f} MB, after cycle {r['cycles']}: "
+        f"{r['rss_after_last_mb']:.1f} MB (growth "
+        f"{r['rss_after_last_mb'] - r['rss_after_1_mb']:+.2f} MB); "
+        f"ib_async tickers held: {r['ib_async_tickers']:.0f}"
+    )
+    i = idle_cpu(args.idle_seconds)
+    print(
+        f"idle CPU of `orderflowd run` with no ticks: {i['idle_cpu_pct']:.2f}% of a core over "
+        f"{i['idle_seconds']:.1f} s (RSS {i['daemon_rss_mb']:.1f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
