@@ -95,6 +95,9 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
         downs.append(time.perf_counter())
         changed.set()
 
+    def seen_after(moment: float, kind: type) -> bool:
+        return any(t > moment and isinstance(e, kind) for t, e in events)
+
     async def until(predicate: Callable[[], bool]) -> None:
         async with asyncio.timeout(30):
             while not predicate():
@@ -120,7 +123,7 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
             await until(lambda: len(downs) > cycle)  # noqa: B023 - awaited in this iteration
             down = downs[cycle]
             reopened = down + 0.2  # the scenario closes the port for 0.2 s
-            await until(lambda: any(t > down and isinstance(e, TradeEvent) for t, e in events))  # noqa: B023
+            await until(lambda: seen_after(down, TradeEvent) and seen_after(down, QuoteEvent))  # noqa: B023
             after = [(t, e) for t, e in events if t > down]
             first_quote = next(t for t, e in after if isinstance(e, QuoteEvent))
             first_trade = next(t for t, e in after if isinstance(e, TradeEvent))
