@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,7 +118,9 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
     task = asyncio.create_task(conn.run())
     to_quote: list[float] = []
     to_trade: list[float] = []
-    rss_after_first = 0.0
+    rss_points: list[float] = []  # after cycle 1 and after the middle cycle
+    heap_points: list[float] = []  # Python heap (tracemalloc) at the same points
+    tracemalloc.start()
     try:
         for cycle in range(cycles):
             await until(lambda: len(downs) > cycle)  # noqa: B023 - awaited in this iteration
@@ -130,11 +133,14 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
             to_quote.append(first_quote - reopened)
             to_trade.append(first_trade - reopened)
             events.clear()
-            if cycle == 0:
+            if cycle in (0, cycles // 2):
                 gc.collect()
-                rss_after_first = rss_mb()
+                rss_points.append(rss_mb())
+                heap_points.append(tracemalloc.get_traced_memory()[0] / 2**20)
         gc.collect()
-        rss_after_last = rss_mb()
+        rss_points.append(rss_mb())
+        heap_points.append(tracemalloc.get_traced_memory()[0] / 2**20)
+        tracemalloc.stop()
         tickers = len(conn.ib.wrapper.reqId2Ticker)
     finally:
         await md.stop()
@@ -149,8 +155,11 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
         "quote_max_ms": max(to_quote) * 1000,
         "trade_p50_ms": statistics.median(to_trade) * 1000,
         "trade_max_ms": max(to_trade) * 1000,
-        "rss_after_1_mb": rss_after_first,
-        "rss_after_last_mb": rss_after_last,
+        "rss_after_1_mb": rss_points[0],
+        "rss_mid_mb": rss_points[1],
+        "rss_after_last_mb": rss_points[2],
+        "heap_after_1_mb": heap_points[0],
+        "heap_after_last_mb": heap_points[2],
         "ib_async_tickers": tickers,
     }
 
@@ -221,10 +230,15 @@ def main() -> None:
         " (synthetic market, ~80 trades/s)"
     )
     print(
-        f"RSS after cycle 1: {r['rss_after_1_mb']:.1f} MB, after cycle {r['cycles']}: "
-        f"{r['rss_after_last_mb']:.1f} MB (growth "
-        f"{r['rss_after_last_mb'] - r['rss_after_1_mb']:+.2f} MB); "
-        f"ib_async tickers held: {r['ib_async_tickers']:.0f}"
+        f"RSS after cycle 1: {r['rss_after_1_mb']:.1f} MB, cycle {r['cycles'] // 2}: "
+        f"{r['rss_mid_mb']:.1f} MB, cycle {r['cycles']}: {r['rss_after_last_mb']:.1f} MB "
+        f"(growth {r['rss_after_last_mb'] - r['rss_after_1_mb']:+.2f} MB; second half "
+        f"{r['rss_after_last_mb'] - r['rss_mid_mb']:+.2f} MB)"
+    )
+    print(
+        f"Python heap (tracemalloc) after cycle 1: {r['heap_after_1_mb']:.2f} MB, after cycle "
+        f"{r['cycles']}: {r['heap_after_last_mb']:.2f} MB; ib_async tickers held: "
+        f"{r['ib_async_tickers']:.0f}"
     )
     i = idle_cpu(args.idle_seconds)
     print(
