@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := daemon ibsim
-CHECKED := daemon ibsim tests scripts
+CHECKED := daemon ibsim tests scripts bench
 CONFIG ?= config/orderflowd.toml
 
-.PHONY: install lint test demo run-paper debug run-live systemd-check clean
+.PHONY: install lint test demo bench run-paper debug run-live systemd-check clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ test: lint
 # ibsim replaying real ES trades + the daemon in debug mode; ends by itself after about a minute.
 demo: install
 	$(BIN)/python scripts/demo.py
+
+# Figures, never assertions: ibsim throughput vs the ib_async decode ceiling, then reconnects.
+bench: install
+	$(BIN)/python -m bench.ibsim_throughput
+	$(BIN)/python -m bench.daemon_reconnect
 
 # Against a local TWS / IB Gateway paper login (ports 7497, then 4002).
 run-paper: install

@@ -43,6 +43,10 @@ class SimClock:
 
     def advance_to(self, sim_time: float) -> None:
         """Jump forward (never back), e.g. when an unpaced source runs ahead of wall time."""
+        if self._speed == math.inf:  # unpaced: called per event, so no wall-clock reads
+            if sim_time > self._origin:
+                self._origin = sim_time
+            return
         if sim_time > self.now():
             self._origin = sim_time
             self._wall0 = self._wall()

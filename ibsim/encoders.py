@@ -19,7 +19,7 @@ from ibsim.model import (
     Order,
     Position,
 )
-from ibsim.wire import message, message_from
+from ibsim.wire import frame_text, message, message_from
 
 CENTRAL = ZoneInfo("America/Chicago")
 
@@ -232,15 +232,20 @@ class Encoder:
     def market_data_type(self, req_id: int, data_type: int) -> bytes:
         return message(Out.MARKET_DATA_TYPE, 1, req_id, data_type)
 
+    # The two tick-by-tick encoders are the gateway's hot path (one call per market event and
+    # subscriber): they format directly, producing exactly the text `message` would for these
+    # types (ints, finite floats via repr); tests compare both.
     def tick_by_tick_last(
         self, req_id: int, tick_type: int, t: int, price: float, size: int, mask: int = 0
     ) -> bytes:
-        return message(Out.TICK_BY_TICK, req_id, tick_type, t, price, size, mask, "CME", "")
+        return frame_text(f"99\0{req_id}\0{tick_type}\0{t}\0{price!r}\0{size}\0{mask}\0CME\0\0")
 
     def tick_by_tick_bid_ask(
         self, req_id: int, t: int, bid: float, ask: float, bid_size: int, ask_size: int
     ) -> bytes:
-        return message(Out.TICK_BY_TICK, req_id, 3, t, bid, ask, bid_size, ask_size, 0)
+        return frame_text(
+            f"99\0{req_id}\0003\0{t}\0{bid!r}\0{ask!r}\0{bid_size}\0{ask_size}\0000\0"
+        )
 
     def tick_by_tick_midpoint(self, req_id: int, t: int, mid: float) -> bytes:
         return message(Out.TICK_BY_TICK, req_id, 4, t, mid)

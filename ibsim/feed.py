@@ -9,7 +9,8 @@ RTVolume (generic tick 233) summarising the trades of the interval.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from typing import Protocol
 
 from ibsim.encoders import Encoder
@@ -50,13 +51,15 @@ class BadTick(enum.StrEnum):
     SPIKE = "spike"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _MktSub:
     session: Subscriber
     req_id: int
     rt_volume: bool
     delayed: bool
-    dirty: set[int] = field(default_factory=set)
+
+
+ALL_FIELDS = frozenset({BID, ASK, LAST, HIGH, LOW, VOLUME, CLOSE})
 
 
 class MarketFeed:
@@ -81,11 +84,27 @@ class MarketFeed:
         self._interval_size = 0
         self._tbt: dict[tuple[Subscriber, int], TbtKind] = {}
         self._mkt: dict[tuple[Subscriber, int], _MktSub] = {}
+        self._changed: set[int] = set()  # fields changed since the last 250 ms sample
+        # per-event fan-out lists, rebuilt whenever tick-by-tick subscriptions change
+        self._last_subs: list[tuple[Subscriber, int, int]] = []
+        self._quote_subs: list[tuple[Subscriber, int]] = []
+        self._mid_subs: list[tuple[Subscriber, int]] = []
+
+    def _rebuild(self) -> None:
+        kinds = self._tbt.items()
+        self._last_subs = [
+            (s, r, 2 if k is TbtKind.ALL_LAST else 1)
+            for (s, r), k in kinds
+            if k in (TbtKind.ALL_LAST, TbtKind.LAST)
+        ]
+        self._quote_subs = [(s, r) for (s, r), k in kinds if k is TbtKind.BID_ASK]
+        self._mid_subs = [(s, r) for (s, r), k in kinds if k is TbtKind.MID_POINT]
 
     # --- subscriptions ---
 
     def subscribe_tick_by_tick(self, session: Subscriber, req_id: int, kind: TbtKind) -> None:
         self._tbt[(session, req_id)] = kind
+        self._rebuild()
         if kind is TbtKind.BID_ASK and self.bid is not None and self.ask is not None:
             session.send(
                 session.enc.tick_by_tick_bid_ask(
@@ -101,27 +120,27 @@ class MarketFeed:
     ) -> None:
         sub = _MktSub(session, req_id, rt_volume, delayed)
         self._mkt[(session, req_id)] = sub
-        sub.dirty.update((BID, ASK, LAST, HIGH, LOW, VOLUME, CLOSE))
-        self._send_snapshot(sub)
+        self._send_snapshot(sub, ALL_FIELDS)
 
     def snapshot_once(self, session: Subscriber, req_id: int, *, delayed: bool) -> None:
-        sub = _MktSub(session, req_id, False, delayed)
-        sub.dirty.update((BID, ASK, LAST, HIGH, LOW, VOLUME, CLOSE))
-        self._send_snapshot(sub)
+        self._send_snapshot(_MktSub(session, req_id, False, delayed), ALL_FIELDS)
 
     def cancel(self, session: Subscriber, req_id: int) -> bool:
         """Drop a subscription of either kind; False when there was none."""
         found = self._tbt.pop((session, req_id), None) is not None
+        self._rebuild()
         return self._mkt.pop((session, req_id), None) is not None or found
 
     def drop_session(self, session: Subscriber) -> None:
         self._tbt = {k: v for k, v in self._tbt.items() if k[0] is not session}
         self._mkt = {k: v for k, v in self._mkt.items() if k[0] is not session}
+        self._rebuild()
 
     def drop_all(self) -> None:
         """1101: the gateway lost the streams; clients must resubscribe."""
         self._tbt.clear()
         self._mkt.clear()
+        self._rebuild()
 
     # --- events ---
 
@@ -129,17 +148,15 @@ class MarketFeed:
         self.bid, self.ask, self.bid_size, self.ask_size = q.bid, q.ask, q.bid_size, q.ask_size
         self.last_time = q.time
         t = int(q.time)
-        for (session, req_id), kind in self._tbt.items():
-            if kind is TbtKind.BID_ASK:
-                session.send(
-                    session.enc.tick_by_tick_bid_ask(
-                        req_id, t, q.bid, q.ask, q.bid_size, q.ask_size
-                    )
-                )
-            elif kind is TbtKind.MID_POINT:
-                session.send(session.enc.tick_by_tick_midpoint(req_id, t, (q.bid + q.ask) / 2))
-        for sub in self._mkt.values():
-            sub.dirty.update((BID, ASK))
+        for session, req_id in self._quote_subs:
+            session.send(
+                session.enc.tick_by_tick_bid_ask(req_id, t, q.bid, q.ask, q.bid_size, q.ask_size)
+            )
+        for session, req_id in self._mid_subs:
+            session.send(session.enc.tick_by_tick_midpoint(req_id, t, (q.bid + q.ask) / 2))
+        if self._mkt:
+            self._changed.add(BID)
+            self._changed.add(ASK)
 
     def on_trade(self, tr: TradeTick) -> None:
         self.last, self.last_size, self.last_time = tr.price, tr.size, tr.time
@@ -148,55 +165,53 @@ class MarketFeed:
         self._pv += tr.price * tr.size
         self._interval_trades += 1
         self._interval_size += tr.size
-        changed = [LAST, VOLUME]
+        changed = self._changed
+        changed.add(LAST)
+        changed.add(VOLUME)
         if self.high is None or tr.price > self.high:
             self.high = tr.price
-            changed.append(HIGH)
+            changed.add(HIGH)
         if self.low is None or tr.price < self.low:
             self.low = tr.price
-            changed.append(LOW)
+            changed.add(LOW)
         t = int(tr.time)
-        for (session, req_id), kind in self._tbt.items():
-            if kind is TbtKind.ALL_LAST or kind is TbtKind.LAST:
-                tick_type = 2 if kind is TbtKind.ALL_LAST else 1
-                session.send(session.enc.tick_by_tick_last(req_id, tick_type, t, tr.price, tr.size))
-        for sub in self._mkt.values():
-            sub.dirty.update(changed)
+        for session, req_id, tick_type in self._last_subs:
+            session.send(session.enc.tick_by_tick_last(req_id, tick_type, t, tr.price, tr.size))
 
     def flush(self) -> None:
         """Send every reqMktData subscriber what changed since the last sample."""
-        for sub in self._mkt.values():
-            if sub.dirty:
-                self._send_snapshot(sub)
+        if self._changed:
+            for sub in self._mkt.values():
+                self._send_snapshot(sub, self._changed)
+        self._changed.clear()
         self._interval_trades = 0
         self._interval_size = 0
 
-    def _send_snapshot(self, sub: _MktSub) -> None:
+    def _send_snapshot(self, sub: _MktSub, fields: AbstractSet[int]) -> None:
         enc, send, req_id = sub.session.enc, sub.session.send, sub.req_id
         delayed = sub.delayed
 
         def tt(tick_type: int) -> int:
             return DELAYED_OFFSET[tick_type] if delayed else tick_type
 
-        dirty = sub.dirty
-        if BID in dirty and self.bid is not None:
+        if BID in fields and self.bid is not None:
             send(enc.tick_price(req_id, tt(BID), self.bid, self.bid_size, 0))
             send(enc.tick_size(req_id, tt(BID_SIZE), self.bid_size))
-        if ASK in dirty and self.ask is not None:
+        if ASK in fields and self.ask is not None:
             send(enc.tick_price(req_id, tt(ASK), self.ask, self.ask_size, 0))
             send(enc.tick_size(req_id, tt(ASK_SIZE), self.ask_size))
-        if LAST in dirty and self.last is not None:
+        if LAST in fields and self.last is not None:
             send(enc.tick_price(req_id, tt(LAST), self.last, self.last_size, 0))
             send(enc.tick_size(req_id, tt(LAST_SIZE), self.last_size))
-        if HIGH in dirty and self.high is not None:
+        if HIGH in fields and self.high is not None:
             send(enc.tick_price(req_id, tt(HIGH), self.high, 0, 0))
-        if LOW in dirty and self.low is not None:
+        if LOW in fields and self.low is not None:
             send(enc.tick_price(req_id, tt(LOW), self.low, 0, 0))
-        if VOLUME in dirty:
+        if VOLUME in fields:
             send(enc.tick_size(req_id, tt(VOLUME), self.volume))
-        if CLOSE in dirty and self.close is not None:
+        if CLOSE in fields and self.close is not None:
             send(enc.tick_price(req_id, tt(CLOSE), self.close, 0, 0))
-        if sub.rt_volume and LAST in dirty and self.last is not None and self._interval_size:
+        if sub.rt_volume and LAST in fields and self.last is not None and self._interval_size:
             vwap = self._pv / self._vol_total if self._vol_total else self.last
             single = "true" if self._interval_trades == 1 else "false"
             value = (
@@ -204,15 +219,13 @@ class MarketFeed:
                 f"{self.volume};{vwap:.8f};{single}"
             )
             send(enc.tick_string(req_id, RT_VOLUME, value))
-        dirty.clear()
 
     # --- faults ---
 
     def reset_volume(self) -> None:
         """Cumulative volume starts again from 0 (as after a feed reset)."""
         self.volume = 0
-        for sub in self._mkt.values():
-            sub.dirty.add(VOLUME)
+        self._changed.add(VOLUME)
 
     def inject_bad_tick(self, kind: BadTick, time: float) -> int:
         """Put one corrupt tick on every stream; returns how many messages were sent."""
@@ -226,7 +239,7 @@ class MarketFeed:
         size = 0 if kind is BadTick.ZERO_SIZE else 1
         t = int(time)
         sent = 0
-        for (session, req_id), tbt_kind in self._tbt.items():
+        for (session, req_id), tbt_kind in list(self._tbt.items()):
             if kind is BadTick.CROSSED and tbt_kind is TbtKind.BID_ASK:
                 bid = (self.ask or ref) + TICK_SIZE
                 msg = session.enc.tick_by_tick_bid_ask(

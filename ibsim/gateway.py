@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ibsim import contracts
@@ -34,6 +34,7 @@ from ibsim.model import (
     OrderRequest,
     OrderStatus,
     QuoteTick,
+    TradeTick,
 )
 from ibsim.requests import ContractFields
 from ibsim.session import ClientSession
@@ -329,24 +330,34 @@ class Gateway:
     # --- market loop ---
 
     async def _run_market(self) -> None:
+        if math.isinf(self.clock.speed):
+            await self._run_unpaced()
+        else:
+            await self._run_paced()
+        self.market_done.set()
+        log.info("market source exhausted after %d events", self.events_served)
+
+    async def _run_paced(self) -> None:
         batch = 0
-        for event in self._events():
+        for event in self.source.events():
             delay = self.clock.wall_delay(event.time)
             if delay > 0.001:
                 await asyncio.sleep(delay)
                 batch = 0
-            elif math.isinf(self.clock.speed):
-                self.clock.advance_to(event.time)
             self.apply(event)
             batch += 1
             if batch >= 256:
                 batch = 0
                 await self._yield_with_backpressure()
-        self.market_done.set()
-        log.info("market source exhausted after %d events", self.events_served)
 
-    def _events(self) -> Iterator[MarketEvent]:
-        yield from self.source.events()
+    async def _run_unpaced(self) -> None:
+        """As fast as the clients take it (benchmarks, soak): the clock jumps with the data."""
+        apply, advance = self.apply, self.clock.advance_to
+        for n, event in enumerate(self.source.events(), 1):
+            advance(event.time)
+            apply(event)
+            if n & 255 == 0:
+                await self._yield_with_backpressure()
 
     async def _yield_with_backpressure(self) -> None:
         await asyncio.sleep(0)
@@ -360,18 +371,22 @@ class Gateway:
     def apply(self, event: MarketEvent) -> None:
         """Serve one market event: book, history, subscribers and order matching."""
         self.events_served += 1
-        self.history.add(event)
         con_id = self.front.con_id
-        if isinstance(event, QuoteTick):
+        if type(event) is QuoteTick:
+            self.history.quotes.append(event)
             if self.ib_connected:
                 self.feed.on_quote(event)
             else:
                 self.feed.bid, self.feed.ask = event.bid, event.ask
-            self.dispatch(self.engine.on_quote(con_id, event))
+            engine_events = self.engine.on_quote(con_id, event)
         else:
+            assert isinstance(event, TradeTick)
+            self.history.trades.append(event)
             if self.ib_connected:
                 self.feed.on_trade(event)
-            self.dispatch(self.engine.on_trade(con_id, event))
+            engine_events = self.engine.on_trade(con_id, event)
+        if engine_events:
+            self.dispatch(engine_events)
 
     async def _run_snapshots(self) -> None:
         while True:

@@ -74,12 +74,6 @@ class History:
         self.trades: _Series[TradeTick] = _Series(max_events)
         self.quotes: _Series[QuoteTick] = _Series(max_events)
 
-    def add(self, event: TradeTick | QuoteTick) -> None:
-        if isinstance(event, TradeTick):
-            self.trades.append(event)
-        else:
-            self.quotes.append(event)
-
     def bars(self, start: float, end: float, bar_seconds: int) -> list[Bar]:
         """Time bars of trades in [start, end), aligned to multiples of `bar_seconds`."""
         out: list[Bar] = []

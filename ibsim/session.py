@@ -51,9 +51,11 @@ class ClientSession:
         self.account_subscribed = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._journal = gateway.journal
+        self._loop = asyncio.get_running_loop()
         self._recv_times: collections.deque[float] = collections.deque()
         self._unknown_logged: set[int] = set()
-        self._closed = asyncio.Event()
+        self._closed = False
         self._handlers: dict[int, Callable[[Fields], None]] = {
             In.REQ_CURRENT_TIME: self._current_time,
             In.REQ_IDS: self._req_ids,
@@ -93,18 +95,18 @@ class ClientSession:
 
     def send(self, data: bytes) -> None:
         """Queue one framed message; written at the end of this loop turn."""
-        if self._closed.is_set():
+        if self._closed:
             return
         self._out.append(data)
-        if self.gw.journal is not None:
-            self.gw.journal.record(self, "out", data)
+        if self._journal is not None:
+            self._journal.record(self, "out", data)
         if not self._flush_scheduled and not self.gw.stalled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and not self._closed.is_set() and not self.gw.stalled:
+        if self._out and not self._closed and not self.gw.stalled:
             self.writer.write(b"".join(self._out))
             self._out.clear()
 
@@ -134,11 +136,11 @@ class ClientSession:
 
     def close(self, *, reset: bool = False) -> None:
         """Close the socket (FIN, or RST with `reset`) and release the client id."""
-        if self._closed.is_set():
+        if self._closed:
             return
         if not reset:
             self.flush()
-        self._closed.set()
+        self._closed = True
         if reset:
             sock = self.writer.get_extra_info("socket")
             if sock is not None:
@@ -151,7 +153,7 @@ class ClientSession:
 
     @property
     def closed(self) -> bool:
-        return self._closed.is_set()
+        return self._closed
 
     async def _handshake(self) -> None:
         prefix = await self.reader.readexactly(4)
@@ -209,7 +211,7 @@ class ClientSession:
         while True:
             fields = await self._read_message()
             await self.gw.wait_unstalled()
-            if self._closed.is_set():
+            if self._closed:
                 return
             self._pace()
             try:

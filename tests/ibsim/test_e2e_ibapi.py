@@ -334,10 +334,9 @@ async def front_month(app: App) -> Contract:
 
 async def gone_from_gateway(gw: Gateway, client_id: int) -> None:
     """Wait until the gateway has seen the client's socket close (its id is free again)."""
-    session = gw.session_of(client_id)
-    if session is not None:
-        await asyncio.wait_for(session._closed.wait(), WAIT)
-    assert gw.session_of(client_id) is None
+    async with asyncio.timeout(WAIT):
+        while gw.session_of(client_id) is not None:
+            await gw.session_ended.wait()
 
 
 # --- tests ---

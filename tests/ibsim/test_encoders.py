@@ -18,6 +18,7 @@ from ibsim.model import (
     Position,
     Side,
 )
+from ibsim.wire import message
 from tests.ibsim.decoding import decode_ib_async, decode_ibapi, drop_last_field
 
 # 157 is the only version both clients accept; the others are where a layout changes.
@@ -388,3 +389,18 @@ def test_fields_are_ascii_and_unset_markers_are_tws_text() -> None:
     frame = enc.open_order(SPEC, _order(), None)
     assert b"1.7976931348623157E308" in frame
     assert math.isfinite(float(b"1.7976931348623157E308"))
+
+
+@pytest.mark.parametrize(
+    ("price", "size", "t"), [(5012.25, 3, 1763739005), (-1.0, 0, 0), (0.0, 1, 2**31 - 2)]
+)
+def test_tick_by_tick_fast_path_equals_the_generic_encoding(
+    price: float, size: int, t: int
+) -> None:
+    enc = Encoder(178)
+    assert enc.tick_by_tick_last(4, 2, t, price, size, 1) == message(
+        Out.TICK_BY_TICK, 4, 2, t, price, size, 1, "CME", ""
+    )
+    assert enc.tick_by_tick_bid_ask(5, t, price, price + 0.25, size, size + 7) == message(
+        Out.TICK_BY_TICK, 5, 3, t, price, price + 0.25, size, size + 7, 0
+    )
