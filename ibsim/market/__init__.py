@@ -1,10 +1,17 @@
 """Market data sources for the simulated gateway: CSV trade replay and a synthetic generator."""
 
 from ibsim.market.replay import RawTrade, ReplayFileError, ReplaySource, load_trades_csv
-from ibsim.market.source import MarketSource, draw_depth, price_to_tick, tick_to_price
+from ibsim.market.source import (
+    ListSource,
+    MarketSource,
+    draw_depth,
+    price_to_tick,
+    tick_to_price,
+)
 from ibsim.market.synthetic import SyntheticSource
 
 __all__ = [
+    "ListSource",
     "MarketSource",
     "RawTrade",
     "ReplayFileError",

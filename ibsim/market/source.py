@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from ibsim.model import TICK_SIZE, MarketEvent
+from ibsim.model import TICK_SIZE, MarketEvent, QuoteTick
 
 # Displayed size of a freshly formed price level: log-normal, median 80 contracts, about 5 % below
 # 25 and 5 % above 270, which is the right order for ES top of book.
@@ -54,3 +54,21 @@ def tick_to_price(index: int) -> float:
 def draw_depth(rng: random.Random) -> int:
     """Displayed size of a newly formed price level (heavy-ish tailed, at least 1)."""
     return int(math.exp(rng.gauss(_DEPTH_LOG_MEDIAN, _DEPTH_LOG_SIGMA))) + 1
+
+
+class ListSource:
+    """A finite, known market (tests, rehearsals): callers move prices with `Gateway.apply`."""
+
+    def __init__(self, events: Sequence[MarketEvent]) -> None:
+        if not events:
+            raise ValueError("a ListSource needs at least one event")
+        self._events = list(events)
+        self.start_time = self._events[0].time
+
+    def events(self) -> Iterator[MarketEvent]:
+        yield from self._events
+
+    @classmethod
+    def one_quote(cls, time: float, bid: float = 5000.0, ask: float = 5000.25) -> ListSource:
+        """A single quote, 10 lots each side: the clock stays at `time` when served unpaced."""
+        return cls([QuoteTick(time, bid, ask, 10, 10)])

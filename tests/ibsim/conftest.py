@@ -4,30 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from ib_async import IB
 
 from ibsim.gateway import Gateway, GatewayConfig
-from ibsim.market import SyntheticSource
-from ibsim.model import MarketEvent, QuoteTick
+from ibsim.market import ListSource, SyntheticSource
+from ibsim.model import QuoteTick
 
 # Friday 2026-11-20 08:30 US/Central: the market is open and ESZ6 is the front month.
 START = 1795185000.0
 WAIT = 10.0  # upper bound for any awaited condition
-
-
-class ListSource:
-    """A finite, known market: tests move prices themselves with `Gateway.apply`."""
-
-    def __init__(self, events: Sequence[MarketEvent]) -> None:
-        self._events = list(events)
-        self.start_time = self._events[0].time
-
-    def events(self) -> Iterator[MarketEvent]:
-        yield from self._events
 
 
 def quote(

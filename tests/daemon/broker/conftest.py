@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,22 +13,12 @@ import pytest
 from ib_async import IB
 
 from ibsim.gateway import Gateway, GatewayConfig
-from ibsim.model import MarketEvent, QuoteTick
+from ibsim.market import ListSource
 
 CENTRAL = ZoneInfo("US/Central")
 # Friday 2026-11-20 08:30 CT: RTH has just opened and ESZ6 (last trade 2026-12-18) is the front.
 SIM_START = datetime(2026, 11, 20, 8, 30, tzinfo=CENTRAL)
 WAIT = 10.0  # upper bound for anything awaited
-
-
-class OneQuote:
-    """A market source holding a single quote at `start`: the clock stays there."""
-
-    def __init__(self, start: datetime) -> None:
-        self.start_time = start.timestamp()
-
-    def events(self) -> Iterator[MarketEvent]:
-        yield QuoteTick(self.start_time, 5000.0, 5000.25, 10, 10)
 
 
 GatewayFactory = Callable[..., Awaitable[Gateway]]
@@ -44,7 +34,9 @@ async def make_gateway() -> AsyncIterator[GatewayFactory]:
     async def make(start: datetime = SIM_START, **config: Any) -> Gateway:
         config.setdefault("port", 0)
         config.setdefault("client_id_release_delay", 0.0)
-        gw = Gateway(GatewayConfig(**config), OneQuote(start), speed=math.inf)
+        gw = Gateway(
+            GatewayConfig(**config), ListSource.one_quote(start.timestamp()), speed=math.inf
+        )
         await gw.start()
         started.append(gw)
         return gw

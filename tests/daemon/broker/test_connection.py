@@ -20,18 +20,11 @@ from daemon.broker.connection import (
 )
 from daemon.settings import IbSettings
 from ibsim.gateway import Gateway, GatewayConfig
-from ibsim.model import QuoteTick
+from ibsim.market import ListSource
 
 START = 1795185000.0  # Friday 2026-11-20 08:30 US/Central
 WAIT = 10.0
 FAST = Backoff(initial=0.01, cap=0.05, jitter=0.5, stable_after=3600.0)
-
-
-class _OneQuote:
-    start_time = START
-
-    def events(self) -> Any:
-        yield QuoteTick(START, 5000.0, 5000.25, 10, 10)
 
 
 class Harness:
@@ -74,7 +67,7 @@ async def harness() -> AsyncIterator[Make]:
         gw_config.setdefault("client_id_release_delay", 0.0)
         gw = Gateway(
             GatewayConfig(port=0, accounts=accounts or ["DU1234567"], **gw_config),
-            _OneQuote(),
+            ListSource.one_quote(START),
             speed=math.inf,
         )
         await gw.start()

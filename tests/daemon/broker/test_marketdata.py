@@ -19,8 +19,8 @@ from daemon.broker.marketdata import MarketData
 from daemon.flow.events import DataMode, MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
 from daemon.settings import DataSettings, IbSettings, InstrumentSettings
 from ibsim.gateway import Gateway, GatewayConfig
-from ibsim.market import SyntheticSource
-from ibsim.model import QuoteTick, Side, TradeTick
+from ibsim.market import ListSource, SyntheticSource
+from ibsim.model import Side, TradeTick
 from tests.daemon.broker.conftest import CENTRAL, SIM_START, WAIT
 
 FAST = Backoff(initial=0.01, cap=0.05, jitter=0.5, stable_after=3600.0)
@@ -57,17 +57,8 @@ class Feed:
 Make = Callable[..., Awaitable[Feed]]
 
 
-class _Source:
-    def __init__(self, events: list[Any]) -> None:
-        self._events = events
-        self.start_time = events[0].time
-
-    def events(self) -> Any:
-        yield from self._events
-
-
-def _one_quote(start: datetime = SIM_START) -> _Source:
-    return _Source([QuoteTick(start.timestamp(), 5000.0, 5000.25, 10, 10)])
+def _one_quote(start: datetime = SIM_START) -> ListSource:
+    return ListSource.one_quote(start.timestamp())
 
 
 @pytest.fixture
@@ -113,7 +104,7 @@ async def feed() -> AsyncIterator[Make]:
 
 
 async def test_tick_by_tick_events_match_the_gateway_tape(feed: Make) -> None:
-    source = _Source(
+    source = ListSource(
         list(islice(SyntheticSource(seed=4, start_time=SIM_START.timestamp()).events(), 4000))
     )
     f = await feed(source=source, speed=400.0)
