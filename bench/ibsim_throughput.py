@@ -63,7 +63,8 @@ TICK_BY_TICK = b"99\0"  # payload prefix of a TICK_BY_TICK message
 REQ_TICK_BY_TICK, START_API = 97, 71
 GATEWAY_START_TIMEOUT = 20.0
 SOCKET_TIMEOUT = 10.0
-BUSY_SHARE = 0.9  # a measured process with less CPU than this was preempted
+BUSY_SHARE = 0.9  # a measured process with less CPU than this was preempted or idle
+OTHERS_NOTE = 0.25  # cores used by other processes worth a note
 
 _LEN = struct.Struct(">I")
 T = TypeVar("T")
@@ -80,7 +81,7 @@ class Machine:
     loop: str
     load_before: tuple[float, float, float] | None
     load_after: tuple[float, float, float] | None = None
-    ibsim_source: str | None = None  # git HEAD + hash of local changes under ibsim/
+    ibsim_source: str | None = None  # git tree of ibsim/ + hash of local changes under it
     ibsim_source_after: str | None = None
 
 
@@ -100,6 +101,8 @@ class Stream:
     bytes: int
     ibsim_cpu: float | None  # share of one core used by the gateway process in the window
     reader_cpu: float  # share of one core used by this process (raw reader or ib_async client)
+    others_cpu: float | None  # cores used by every other process on the machine
+    steal: float | None  # cores the hypervisor gave to someone else
     reads: int | None = None  # data_received calls (ib_async only)
 
     @property
@@ -115,6 +118,8 @@ class Decode:
     seconds: float
     ticks: int
     cpu: float  # share of one core this process got in the window
+    others_cpu: float | None
+    steal: float | None
 
     @property
     def rate(self) -> float:
@@ -150,6 +155,20 @@ class Report:
         d = self.delivered
         return per_cpu_second(d.tick_messages, d.seconds, d.reader_cpu)
 
+    @property
+    def live_limit(self) -> str:
+        """Which side limited the live ib_async run, from the two processes' CPU shares."""
+        client, gateway = self.delivered.reader_cpu, self.delivered.ibsim_cpu
+        if gateway is None:
+            return "unknown (no /proc)"
+        if client >= BUSY_SHARE > gateway:
+            return "the ib_async client limited delivery"
+        if gateway >= BUSY_SHARE > client:
+            return "ibsim limited delivery"
+        if client >= BUSY_SHARE and gateway >= BUSY_SHARE:
+            return "both saturated"
+        return "neither saturated (other load)"
+
     def as_json(self) -> dict[str, Any]:
         ceiling = self.ceiling
         data = asdict(self)
@@ -172,6 +191,7 @@ class Report:
             "offered_over_ceiling_per_cpu_s": _ratio(self.offered_per_cpu_s, ceiling.per_cpu_s),
         }
         data["target_tick_messages_per_s"] = TARGET
+        data["live_limit"] = self.live_limit
         return data
 
 
@@ -218,22 +238,57 @@ def process_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
+def machine_cpu() -> tuple[float, float] | None:
+    """(busy, stolen) core-seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+                int, f.readline().split()[1:9]
+            )
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq) / _CLK_TCK, steal / _CLK_TCK
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    """CPU use over one measured window, in cores (1.0 = one core for the whole window)."""
+
+    seconds: float
+    own: float  # this process
+    gateway: float | None  # the gateway process, when there is one
+    others: float | None  # every other process on the machine
+    steal: float | None  # taken by the hypervisor
+
+
 class Window:
-    """Wall time, this process's CPU and the gateway's CPU over one measured window."""
+    """Wall time and CPU use (this process, the gateway, everyone else) over one window."""
 
     def __init__(self, gateway_pid: int | None) -> None:
         self._pid = gateway_pid
         self._gw0 = process_cpu(gateway_pid) if gateway_pid is not None else None
+        self._machine0 = machine_cpu()
         self._cpu0 = time.process_time()
         self._wall0 = time.perf_counter()
 
-    def close(self) -> tuple[float, float, float | None]:
-        """(elapsed seconds, own CPU share, gateway CPU share or None)."""
+    def close(self) -> Usage:
         elapsed = time.perf_counter() - self._wall0
-        own = (time.process_time() - self._cpu0) / elapsed
+        own = time.process_time() - self._cpu0
         gw1 = process_cpu(self._pid) if self._pid is not None else None
-        gw = None if gw1 is None or self._gw0 is None else (gw1 - self._gw0) / elapsed
-        return elapsed, own, gw
+        machine1 = machine_cpu()
+        gw = None if gw1 is None or self._gw0 is None else gw1 - self._gw0
+        others = steal = None
+        if machine1 is not None and self._machine0 is not None:
+            busy = machine1[0] - self._machine0[0]
+            others = max(0.0, busy - own - (gw or 0.0)) / elapsed
+            steal = (machine1[1] - self._machine0[1]) / elapsed
+        return Usage(
+            seconds=elapsed,
+            own=own / elapsed,
+            gateway=None if gw is None else gw / elapsed,
+            others=others,
+            steal=steal,
+        )
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -437,16 +492,18 @@ def measure_offered(spec: FutureSpec, seconds: float, warmup: float) -> Stream:
             frames0, ticks0, bytes0 = reader.frames, reader.ticks, reader.bytes
             window = Window(gw.proc.pid)
             reader.pump(seconds)
-            elapsed, own, ibsim = window.close()
+            use = window.close()
         finally:
             reader.close()
     return Stream(
-        seconds=elapsed,
+        seconds=use.seconds,
         tick_messages=reader.ticks - ticks0,
         frames=reader.frames - frames0,
         bytes=reader.bytes - bytes0,
-        ibsim_cpu=ibsim,
-        reader_cpu=own,
+        ibsim_cpu=use.gateway,
+        reader_cpu=use.own,
+        others_cpu=use.others,
+        steal=use.steal,
     )
 
 
@@ -498,16 +555,18 @@ async def _delivered(
         msgs0, bytes0 = client._numMsgRecv, client._numBytesRecv
         window = Window(pid)
         await asyncio.sleep(seconds)
-        elapsed, own, ibsim = window.close()
+        use = window.close()
         if not ib.isConnected():
             raise ConnectionError("ib_async lost the connection during the measurement")
         return Stream(
-            seconds=elapsed,
+            seconds=use.seconds,
             tick_messages=counter.ticks - ticks0,
             frames=client._numMsgRecv - msgs0,
             bytes=client._numBytesRecv - bytes0,
-            ibsim_cpu=ibsim,
-            reader_cpu=own,
+            ibsim_cpu=use.gateway,
+            reader_cpu=use.own,
+            others_cpu=use.others,
+            steal=use.steal,
             reads=reads.reads - reads0,
         )
     finally:
@@ -585,11 +644,18 @@ async def _decode(
     ticks0, frames0 = counter.ticks, client._numMsgRecv
     window = Window(None)
     run(seconds)
-    elapsed, own, _ = window.close()
+    use = window.close()
     ticks, frames = counter.ticks - ticks0, client._numMsgRecv - frames0
     if ticks != frames:
         raise RuntimeError(f"ib_async decoded {frames} frames but delivered {ticks} ticks")
-    return Decode(chunk_bytes=chunk, seconds=elapsed, ticks=ticks, cpu=own)
+    return Decode(
+        chunk_bytes=chunk,
+        seconds=use.seconds,
+        ticks=ticks,
+        cpu=use.own,
+        others_cpu=use.others,
+        steal=use.steal,
+    )
 
 
 def measure_decode(
@@ -622,13 +688,23 @@ def render(r: Report) -> str:
         f"load avg (1 min) {load}",
         f"ibsim source: {m.ibsim_source or 'unknown (no git)'}",
         "",
-        f"{'measurement':<34}{'ticks/s':>10}{'/ceiling':>9}{'per CPU-s':>11}  notes",
+        f"{'measurement':<34}{'ticks/s':>10}{'/ceiling':>9}{'per CPU-s':>11}{'others':>8}  notes",
     ]
 
-    def row(name: str, rate: float, per_cpu: float | None, notes: str = "") -> None:
+    def row(
+        name: str,
+        rate: float,
+        per_cpu: float | None,
+        others: float | None,
+        steal: float | None,
+        notes: str = "",
+    ) -> None:
         cpu = "n/a" if per_cpu is None else f"{per_cpu:,.0f}"
+        other = "n/a" if others is None else f"{others:.2f}"
+        if steal is not None and steal >= 0.01:
+            notes += f", steal {_pct(steal)}"
         lines.append(
-            f"{name:<34}{rate:>10,.0f}{rate / ceiling.rate:>9.2f}{cpu:>11}  {notes}".rstrip()
+            f"{name:<34}{rate:>10,.0f}{rate / ceiling.rate:>9.2f}{cpu:>11}{other:>8}  {notes}"
         )
 
     o, d = r.offered, r.delivered
@@ -636,7 +712,9 @@ def render(r: Report) -> str:
         "offered by ibsim (raw reader)",
         o.rate,
         r.offered_per_cpu_s,
-        f"ibsim CPU {_pct(o.ibsim_cpu)}, reader CPU {_pct(o.reader_cpu)}, "
+        o.others_cpu,
+        o.steal,
+        f"ibsim CPU {_pct(o.ibsim_cpu)}, reader {_pct(o.reader_cpu)}, "
         f"{o.bytes / o.seconds / 1e6:.1f} MB/s",
     )
     per_read = f"{d.bytes / d.reads / 1024:.1f} KiB/read" if d.reads else "no reads"
@@ -644,12 +722,16 @@ def render(r: Report) -> str:
         "delivered to ib_async",
         d.rate,
         r.delivered_per_cpu_s,
-        f"client CPU {_pct(d.reader_cpu)}, ibsim CPU {_pct(d.ibsim_cpu)}, {per_read}",
+        d.others_cpu,
+        d.steal,
+        f"client CPU {_pct(d.reader_cpu)}, ibsim {_pct(d.ibsim_cpu)}, {per_read}",
     )
     row(
         "ib_async decode ceiling",
         ceiling.rate,
         ceiling.per_cpu_s,
+        ceiling.others_cpu,
+        None,
         f"best of the chunk sizes below ({_size(ceiling.chunk_bytes)})",
     )
     for dec in r.decode:
@@ -657,7 +739,9 @@ def render(r: Report) -> str:
             f"  decode, {_size(dec.chunk_bytes)} chunks",
             dec.rate,
             dec.per_cpu_s,
-            f"CPU {_pct(dec.cpu)}",
+            dec.others_cpu,
+            dec.steal,
+            f"client CPU {_pct(dec.cpu)}",
         )
     met = "met" if o.rate >= TARGET else "NOT met"
     bottleneck = "is not" if o.rate >= ceiling.rate else "IS"
@@ -669,23 +753,26 @@ def render(r: Report) -> str:
         + ("" if per_cpu is None else f" (per CPU-second: {per_cpu:.2f})"),
         f"target: ibsim offers >= {TARGET:,} tick messages/s: {met} "
         f"({o.rate:,.0f} = {o.rate / TARGET:.2f} of target)",
-        f"ibsim {bottleneck} the bottleneck: it offers {o.rate / ceiling.rate:.2f}x what one "
-        "ib_async client can decode",
+        f"ceiling: ibsim {bottleneck} the bottleneck for a client decoding at its best "
+        f"({_size(ceiling.chunk_bytes)} chunks): it offers {o.rate / ceiling.rate:.2f}x that",
+        f"live pairing: {r.live_limit} (client CPU {_pct(d.reader_cpu)}, ibsim "
+        f"{_pct(d.ibsim_cpu)}, {per_read})",
     ]
-    if m.ibsim_source != m.ibsim_source_after:
+    if _tree(m.ibsim_source) != _tree(m.ibsim_source_after):
         lines.append(
             f"WARNING: ibsim/ changed during the run (now {m.ibsim_source_after}): "
             "the measurements saw different code"
         )
-    if m.load_before is not None and m.load_before[0] >= 1.0:
+    others = [x for x in (o.others_cpu, d.others_cpu, *(x.others_cpu for x in r.decode)) if x]
+    if others and max(others) >= OTHERS_NOTE:
         lines.append(
-            f"note: load average {m.load_before[0]:.2f} before the run: other jobs share "
-            "the CPUs; compare the ratios, not the absolute figures"
+            f"note: other processes used up to {max(others):.2f} cores during the measurements; "
+            "compare the ratios, not the absolute figures"
         )
     if o.ibsim_cpu is not None and o.ibsim_cpu < BUSY_SHARE:
         lines.append(
             f"note: ibsim had {_pct(o.ibsim_cpu)} of a core while offering (reader "
-            f"{_pct(o.reader_cpu)}): other load took the rest; per CPU-s figures are steadier"
+            f"{_pct(o.reader_cpu)}): per CPU-s figures are steadier than ticks/s"
         )
     if ceiling.cpu < BUSY_SHARE:
         lines.append(f"note: the decode ceiling ran on {_pct(ceiling.cpu)} of a core (other load)")
@@ -702,18 +789,24 @@ def _git(*args: str) -> bytes:
 
 
 def source_state() -> str | None:
-    """Which ibsim was measured: HEAD, plus a hash of uncommitted changes under ibsim/."""
+    """Which ibsim was measured: the git tree of ibsim/ at HEAD, plus a hash of uncommitted
+    changes under it (commits elsewhere in the repository leave it unchanged)."""
     try:
-        head = _git("rev-parse", "--short", "HEAD").decode().strip()
+        tree = _git("rev-parse", "--short", "HEAD:ibsim").decode().strip()
         digest = hashlib.sha1(_git("diff", "HEAD", "--", "ibsim"))
         untracked = _git("ls-files", "--others", "--exclude-standard", "--", "ibsim")
         for name in sorted(untracked.decode().split()):
             digest.update(name.encode() + b"\0" + (REPO / name).read_bytes())
+        commit = _git("rev-parse", "--short", "HEAD").decode().strip()
     except (OSError, subprocess.SubprocessError):
         return None
     if digest.hexdigest() == hashlib.sha1().hexdigest():
-        return head
-    return f"{head}+local:{digest.hexdigest()[:10]}"
+        return f"tree {tree} (commit {commit})"
+    return f"tree {tree} + local changes {digest.hexdigest()[:10]} (commit {commit})"
+
+
+def _tree(state: str | None) -> str | None:
+    return None if state is None else state.partition(" (commit")[0]
 
 
 def _loadavg() -> tuple[float, float, float] | None:

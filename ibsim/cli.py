@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -82,6 +83,9 @@ def make_source(args: argparse.Namespace) -> MarketSource:
 
 
 async def serve(args: argparse.Namespace, source: MarketSource, scenario: Scenario | None) -> int:
+    # The tape keeps every served event alive, so default GC thresholds trigger a collection
+    # every few hundred events; in the gateway process that cost ~0.4 µs per event.
+    gc.set_threshold(100_000, 20, 100)
     config = GatewayConfig(
         host=args.host,
         port=args.port,
