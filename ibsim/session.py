@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ibsim import requests as rq
 from ibsim.encoders import Encoder, In, Out, negotiate
 from ibsim.feed import TbtKind
+from ibsim.historical import parse_ib_time
 from ibsim.model import FutureSpec, OrderRequest, OrderStatus, Side
 from ibsim.wire import Fields, WireError, frame_length, split_fields
 
@@ -551,6 +552,4 @@ def _order_id(fields: list[str]) -> int:
 
 def _parse_filter_time(text: str) -> float | None:
     """ExecutionFilter.time: `yyyymmdd hh:mm:ss` (optionally `-` and/or a zone), or ""."""
-    from ibsim.historical import parse_ib_time
-
     return parse_ib_time(text) if text.strip() else None

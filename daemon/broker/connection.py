@@ -185,7 +185,7 @@ class Connection:
                 if await self._connect_once():
                     up_since = self._clock()
                     if await self._sync():
-                        await self._wait_until_down()
+                        await self._disconnected.wait()
                     if self._stopping.is_set():
                         break
                     self.status.reconnect_count += 1
@@ -329,9 +329,6 @@ class Connection:
                 '(paper accounts start with "DU"); set trading.mode = "live" and pass --live '
                 "to trade it"
             )
-
-    async def _wait_until_down(self) -> None:
-        await self._disconnected.wait()
 
     # --- events from ib_async ---
 

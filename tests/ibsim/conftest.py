@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from ib_async import IB
+from ib_async import IB, Contract, Future
 
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ListSource, SyntheticSource
@@ -72,6 +72,12 @@ async def until(ib: IB, predicate: Callable[[], bool], limit: float = WAIT) -> N
     async with asyncio.timeout(limit):
         while not predicate():
             await ib.updateEvent
+
+
+async def front_month(ib: IB) -> Contract:
+    """ESZ6, qualified through the gateway (the front month at `START`)."""
+    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    return contract
 
 
 def collect_errors(ib: IB) -> list[tuple[int, int]]:

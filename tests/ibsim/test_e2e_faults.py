@@ -8,15 +8,22 @@ import struct
 from collections.abc import Awaitable, Callable
 
 import pytest
-from ib_async import IB, Future, LimitOrder, MarketOrder, Ticker
+from ib_async import IB, LimitOrder, MarketOrder, Ticker
 
 from ibsim.feed import BadTick
 from ibsim.model import Side, TradeTick
 from ibsim.scenario import Fault, Scenario, ScenarioError, load_scenario
-from tests.ibsim.conftest import WAIT, GatewayFactory, collect_errors, quote, synthetic, until
+from tests.ibsim.conftest import (
+    WAIT,
+    GatewayFactory,
+    collect_errors,
+    front_month,
+    quote,
+    synthetic,
+    until,
+)
 
 Connect = Callable[..., Awaitable[IB]]
-ES = Future("ES", "202612", exchange="CME")
 
 
 async def _disconnected(ib: IB) -> None:
@@ -37,8 +44,15 @@ async def test_socket_drop_is_seen_and_reconnect_works(
     assert again.isConnected()
 
 
+async def _mkt_data(ib: IB) -> Ticker:
+    """reqMktData with RTVolume (233), and a round trip so the gateway has the subscription."""
+    ticker = ib.reqMktData(await front_month(ib), "233")
+    await ib.reqCurrentTimeAsync()
+    return ticker
+
+
 async def _tick_stream(ib: IB) -> tuple[Ticker, list[float]]:
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     ticker = ib.reqTickByTickData(contract, "AllLast")
     prices: list[float] = []
     ticker.updateEvent += lambda t: prices.extend(tick.price for tick in t.tickByTicks)
@@ -89,7 +103,7 @@ async def test_fills_during_an_outage_arrive_after_it(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     trade = ib.placeOrder(contract, LimitOrder("BUY", 1, 4999.75))
     await until(ib, lambda: trade.orderStatus.status == "Submitted")
     gw.connectivity_lost()
@@ -139,7 +153,7 @@ async def test_market_data_permissionerrors(
     gw = await make_gateway(market_data=permission)
     ib = await connect(gw)
     errors = collect_errors(ib)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     ib.reqMarketDataType(data_type)
     ticker = ib.reqMktData(contract)
     req_id = ib.wrapper.ticker2ReqId["mktData"][ticker]
@@ -155,7 +169,7 @@ async def test_201_reject_cancels_one_order_and_the_next_goes_through(
     gw = await make_gateway()
     ib = await connect(gw)
     errors = collect_errors(ib)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     gw.reject_next_orders(1)
     rejected = ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.0))
     await until(ib, lambda: rejected.orderStatus.status in ("Cancelled", "Inactive"))
@@ -168,7 +182,7 @@ async def test_read_only_api_answers_321(make_gateway: GatewayFactory, connect: 
     gw = await make_gateway(read_only=True)
     ib = await connect(gw)
     errors = collect_errors(ib)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     trade = ib.placeOrder(contract, MarketOrder("BUY", 1))
     await until(ib, lambda: (trade.order.orderId, 321) in errors)
     assert gw.engine.open_orders() == []
@@ -182,7 +196,7 @@ async def test_bad_ticks_reach_the_client_as_sent(
     gw = await make_gateway()
     gw.apply(TradeTick(gw.clock.now(), 5000.25, 1, Side.BUY))
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     last = ib.reqTickByTickData(contract, "AllLast")
     quotes = ib.reqTickByTickData(contract, "BidAsk")
     seen_last: list[tuple[float, float]] = []
@@ -215,9 +229,7 @@ async def test_volume_reset_makes_cumulative_volume_go_backwards(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(ES)
-    ticker = ib.reqMktData(contract, "233")
-    await ib.reqCurrentTimeAsync()
+    ticker = await _mkt_data(ib)
     for _ in range(3):
         gw.apply(TradeTick(gw.clock.now(), 5000.25, 4, Side.BUY))
     await until(ib, lambda: ticker.volume == 12)
@@ -232,9 +244,7 @@ async def test_snapshot_market_data_carries_rt_volume(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(ES)
-    ticker = ib.reqMktData(contract, "233")
-    await ib.reqCurrentTimeAsync()
+    ticker = await _mkt_data(ib)
     gw.apply(TradeTick(gw.clock.now(), 5000.25, 3, Side.BUY))
     await until(ib, lambda: ticker.last == 5000.25 and ticker.rtVolume == 3)
     assert (ticker.bid, ticker.ask, ticker.bidSize, ticker.askSize) == (5000.0, 5000.25, 10, 10)
@@ -245,7 +255,7 @@ async def test_restart_drops_clients_closes_port_and_keeps_orders(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw, client_id=9)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     resting = ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.0, orderRef="survivor"))
     await until(ib, lambda: resting.orderStatus.status == "Submitted")
     restart = asyncio.create_task(gw.restart(0.5))
@@ -263,7 +273,7 @@ async def test_tick_by_tick_limit_gives_10190(
     gw = await make_gateway(max_tick_by_tick=1)
     ib = await connect(gw)
     errors = collect_errors(ib)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     ib.reqTickByTickData(contract, "AllLast")
     ib.reqTickByTickData(contract, "BidAsk")
     await until(ib, lambda: any(code == 10190 for _, code in errors))
@@ -355,7 +365,7 @@ async def test_scenario_fires_by_event_and_by_time(
     runner = asyncio.create_task(scenario.run(gw))
     try:
         await until(ib, lambda: (-1, 2119) in errors)
-        (contract,) = await ib.qualifyContractsAsync(ES)
+        contract = await front_month(ib)
         ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.0))
         await until(ib, lambda: (-1, 2103) in errors)
         assert scenario.fired == ["farm", "farm"]
@@ -403,7 +413,7 @@ async def test_synthetic_market_fills_market_orders_at_the_touch(
 ) -> None:
     gw = await make_gateway(source=synthetic(seed=5), speed=50.0)
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(ES)
+    contract = await front_month(ib)
     trade = ib.placeOrder(contract, MarketOrder("SELL", 3))
     await until(ib, lambda: trade.orderStatus.status == "Filled")
     assert all(

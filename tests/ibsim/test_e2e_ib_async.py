@@ -17,6 +17,7 @@ from tests.ibsim.conftest import (
     GatewayFactory,
     ListSource,
     collect_errors,
+    front_month,
     quote,
     synthetic,
     until,
@@ -76,7 +77,7 @@ async def test_streams_tick_by_tick_trades_exactly_as_on_the_tape(
 ) -> None:
     gw = await make_gateway(source=synthetic(), speed=2000.0)
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     ticker = ib.reqTickByTickData(contract, "AllLast")
     received: list[tuple[float, float]] = []
 
@@ -98,7 +99,7 @@ async def test_bracket_fills_and_oca_sibling_is_cancelled(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw, client_id=11)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     parent, take_profit, stop_loss = ib.bracketOrder("BUY", 2, 5000.25, 5001.25, 4999.25)
     trades = [ib.placeOrder(contract, o) for o in (parent, take_profit, stop_loss)]
     p, tp, sl = trades
@@ -124,7 +125,7 @@ async def test_orders_keep_working_while_away_and_reconnect_reconciles(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw, client_id=12)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     orders = ib.bracketOrder("BUY", 1, 5000.25, 5002.0, 4998.0)
     for o in orders:
         o.orderRef = "intent-42"
@@ -158,7 +159,7 @@ async def test_working_orders_are_returned_on_reconnect(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw, client_id=13)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     resting = ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.0, orderRef="rest-1"))
     stop = ib.placeOrder(contract, StopOrder("SELL", 1, 4980.0, orderRef="stop-1"))
     await until(ib, lambda: resting.orderStatus.status == stop.orderStatus.status == "Submitted")
@@ -178,7 +179,7 @@ async def test_duplicate_order_id_and_off_grid_price_are_rejected(
     gw = await make_gateway()
     ib = await connect(gw, client_id=14)
     errors = collect_errors(ib)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     off_grid = ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.1))
     await until(ib, lambda: (off_grid.order.orderId, 110) in errors)
     first = ib.placeOrder(contract, LimitOrder("BUY", 1, 4990.0))
@@ -225,7 +226,7 @@ async def test_historical_ticks_and_bars_come_from_the_same_tape(
     await asyncio.wait_for(gw.market_done.wait(), WAIT)
     assert len(gw.history.trades) > 1000
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     ticks = await ib.reqHistoricalTicksAsync(
         contract, "20261120 08:30:00 US/Central", "", 5000, "TRADES", useRth=False
     )
@@ -249,7 +250,7 @@ async def test_what_if_order_is_evaluated_without_placing(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     state = await ib.whatIfOrderAsync(contract, LimitOrder("BUY", 2, 5000.25))
     assert float(state.initMarginChange) > 0
     assert state.commission == 4.5
@@ -262,7 +263,7 @@ async def test_market_order_larger_than_displayed_size_fills_in_parts(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     trade = ib.placeOrder(contract, MarketOrder("BUY", 15))
     await until(ib, lambda: trade.orderStatus.filled == 10)  # all the ask showed
     assert trade.orderStatus.status == "Submitted"
@@ -281,7 +282,7 @@ async def test_modify_keeps_the_order_and_reprices_it(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     order = LimitOrder("BUY", 1, 4995.0)
     trade = ib.placeOrder(contract, order)
     await until(ib, lambda: trade.orderStatus.status == "Submitted")
@@ -300,7 +301,7 @@ async def test_global_cancel_and_all_open_orders_span_clients(
     gw = await make_gateway()
     a = await connect(gw, client_id=31)
     b = await connect(gw, client_id=32)
-    (contract,) = await a.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(a)
     mine = a.placeOrder(contract, LimitOrder("BUY", 1, 4990.0, orderRef="from-a"))
     await until(a, lambda: mine.orderStatus.status == "Submitted")
     assert b.openTrades() == []  # reqOpenOrders is per client
@@ -316,7 +317,7 @@ async def test_execution_filter_selects_by_side_and_time(
 ) -> None:
     gw = await make_gateway()
     ib = await connect(gw)
-    (contract,) = await ib.qualifyContractsAsync(Future("ES", "202612", exchange="CME"))
+    contract = await front_month(ib)
     buy = ib.placeOrder(contract, MarketOrder("BUY", 1))
     sell = ib.placeOrder(contract, MarketOrder("SELL", 1))
     await until(ib, lambda: buy.isDone() and sell.isDone())
