@@ -1,4 +1,4 @@
-"""The `orderflowd` command: run | debug | check-config | status."""
+"""The `orderflowd` command: run | debug | check-config | status | replay."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 from daemon import __version__
 from daemon.settings import EX_CONFIG, ConfigError, Settings, effective_config, load_settings
 
+EX_DATAERR = 65
+EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 
 
@@ -53,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="print the running daemon's status")
     common(status)
     status.add_argument("--json", action="store_true", help="print status.json as is")
+    replay = sub.add_parser(
+        "replay", help="run the order-flow extractor over a trades CSV, one row per bar"
+    )
+    common(replay)
+    replay.add_argument(
+        "--ticks", type=Path, required=True, help="trades file time_ct,price,size (.csv or .gz)"
+    )
+    replay.add_argument("--bar", help='bar length, e.g. "1min" (overrides flow.bar)')
+    replay.add_argument("--out", type=Path, help="output CSV (default: standard output)")
     return parser
 
 
@@ -66,6 +77,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         ("state_dir", "paths.state_dir"),
         ("log_format", "logging.format"),
         ("log_level", "logging.level"),
+        ("bar", "flow.bar"),
     ):
         value = getattr(args, flag, None)
         if value is not None:
@@ -140,4 +152,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(settings, args.json)
+    if args.command == "replay":
+        return _replay(settings, args.ticks, args.out)
     return _run(settings, args)
+
+
+def _replay(settings: Settings, ticks: Path, out: Path | None) -> int:
+    import zlib
+
+    from daemon.flow.replay import TradesFileError
+    from daemon.runtime.offline import print_summary, replay_rows, write_csv
+
+    try:
+        rows, summary = replay_rows(ticks, settings.flow, settings.data)
+    except TradesFileError as exc:
+        print(f"orderflowd replay: {exc}; no output written", file=sys.stderr)
+        return EX_DATAERR
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(
+            f"orderflowd replay: {ticks}: cannot read: {reason}; no output written", file=sys.stderr
+        )
+        return EX_NOINPUT if isinstance(exc, FileNotFoundError) else EX_DATAERR
+    write_csv(rows, out)
+    print_summary(summary)
+    return 0

@@ -115,9 +115,41 @@ def _check_account(account: str) -> str:
     return account
 
 
+_DURATION_UNITS: Final = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hour": 3600}
+
+
+def parse_duration(value: Any) -> int:
+    """``"30s"``, ``"1min"``, ``"5min"``, ``"1h"`` or a number of seconds -> whole seconds."""
+    if isinstance(value, bool):
+        raise ValueError('must be a duration such as "30s", "1min", "1h"')
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(number) :] or "s"
+        if unit not in _DURATION_UNITS or not number:
+            raise ValueError('must be a duration such as "30s", "1min", "1h"')
+        try:
+            seconds = float(number) * _DURATION_UNITS[unit]
+        except ValueError:
+            raise ValueError('must be a duration such as "30s", "1min", "1h"') from None
+    if seconds != int(seconds) or seconds <= 0:
+        raise ValueError("must be a whole number of seconds > 0")
+    return int(seconds)
+
+
+def _bar_seconds(value: Any) -> int:
+    seconds = parse_duration(value)
+    if 86400 % seconds:
+        raise ValueError("must divide a day evenly (e.g. 15s, 1min, 5min, 15min, 1h)")
+    return seconds
+
+
 Port = Annotated[int | Literal["auto"], BeforeValidator(_parse_port)]
 UserPath = Annotated[Path, AfterValidator(_expand_user)]
 Seconds = Annotated[float, Field(gt=0)]
+BarSeconds = Annotated[int, BeforeValidator(_bar_seconds)]
 
 
 class _Section(BaseModel):
@@ -217,6 +249,27 @@ class DataSettings(_Section):
     quote_stale_s: Seconds = Field(
         default=5.0, description="A bid/ask older than this many seconds is stale; not traded on."
     )
+    backfill: bool = Field(
+        default=True,
+        description=(
+            "Started mid-session: backfill the session's trades and quotes with "
+            "reqHistoricalTicks so session CVD, VWAP and profile are complete."
+        ),
+    )
+    backfill_max_ticks: int = Field(
+        default=200_000,
+        ge=0,
+        description=(
+            "Most historical ticks (trades + quotes) a backfill fetches; beyond it the session "
+            "features stay marked partial."
+        ),
+    )
+    historical_requests_per_10min: int = Field(
+        default=50,
+        ge=1,
+        le=60,
+        description="Historical-data requests allowed per 10 minutes (IB's limit is 60).",
+    )
 
     @field_validator("reconnect_after_stale_s")
     @classmethod
@@ -225,6 +278,77 @@ class DataSettings(_Section):
         if stale is not None and value <= stale:
             raise ValueError(f"must be greater than data.stale_after_s ({stale})")
         return value
+
+
+class FlowSettings(_Section):
+    """The order-flow extractor: tick guards, bars, imbalances, windows."""
+
+    bar: BarSeconds = Field(
+        default=60,
+        description='Time bar length: "15s", "1min", "5min", "1h" or seconds; divides a day.',
+    )
+    volume_bar: int = Field(
+        default=0, ge=0, description="Contracts per volume bar; 0 = no volume bars."
+    )
+    bars_kept: int = Field(
+        default=1000, ge=1, description="Closed bars kept in memory (per bar kind), newest last."
+    )
+    imbalance_ratio: float = Field(
+        default=3.0,
+        gt=1.0,
+        description="Diagonal imbalance: ask volume at a price vs bid volume one tick below it "
+        "(and the mirror for sells) at least this ratio.",
+    )
+    imbalance_min_volume: float = Field(
+        default=3.0,
+        ge=0,
+        description="Contracts the strong side of an imbalance needs at least (so 1 vs 0 is not "
+        "one).",
+    )
+    stacked_levels: int = Field(
+        default=3, ge=2, description="Adjacent imbalanced price levels that make a stacked one."
+    )
+    value_area: float = Field(
+        default=0.70, gt=0, lt=1, description="Share of session volume in the value area."
+    )
+    delta_windows_s: list[int] = Field(
+        default_factory=lambda: [60, 300, 900],
+        description="Rolling windows, in seconds, for delta over the last N seconds.",
+    )
+    intensity_window_s: Seconds = Field(
+        default=10.0, description="Window, in seconds, for trade intensity (trades/s, contracts/s)."
+    )
+    spike_band_ticks: int = Field(
+        default=40,
+        ge=1,
+        description="A trade further than this many ticks from the last good trade (and the "
+        "quote) is a spike unless the next trades confirm the new level.",
+    )
+    spike_confirm_trades: int = Field(
+        default=2, ge=1, description="Trades near a suspected spike's price that confirm it."
+    )
+    invalid_after_rejects: int = Field(
+        default=20,
+        ge=1,
+        description="Consecutive rejected ticks after which data health becomes INVALID.",
+    )
+    volume_gap_contracts: float = Field(
+        default=10.0,
+        ge=0,
+        description="Classified volume may differ from IB's cumulative volume by this many "
+        "contracts before a data gap is flagged.",
+    )
+    volume_gap_after_s: Seconds = Field(
+        default=5.0,
+        description="A volume disagreement must last this many seconds to flag a data gap.",
+    )
+
+    @field_validator("delta_windows_s")
+    @classmethod
+    def _windows(cls, windows: list[int]) -> list[int]:
+        if any(w <= 0 for w in windows) or len(set(windows)) != len(windows):
+            raise ValueError("must be distinct positive numbers of seconds")
+        return sorted(windows)
 
 
 class TradingSettings(_Section):
@@ -304,6 +428,7 @@ class Settings(BaseSettings):
         default_factory=InstrumentSettings, description=InstrumentSettings.__doc__
     )
     data: DataSettings = Field(default_factory=DataSettings, description=DataSettings.__doc__)
+    flow: FlowSettings = Field(default_factory=FlowSettings, description=FlowSettings.__doc__)
     trading: TradingSettings = Field(
         default_factory=TradingSettings, description=TradingSettings.__doc__
     )

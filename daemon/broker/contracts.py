@@ -127,6 +127,14 @@ class SessionCalendar:
         spans = self._trading
         return [(self._at(s), self._at(e)) for s, e in zip(spans.starts, spans.ends, strict=True)]
 
+    def trading_spans(self) -> list[tuple[float, float]]:
+        """Trading sessions as (start, end) epoch seconds."""
+        return list(zip(self._trading.starts, self._trading.ends, strict=True))
+
+    def liquid_spans(self) -> list[tuple[float, float]]:
+        """Liquid hours (RTH) as (start, end) epoch seconds."""
+        return list(zip(self._liquid.starts, self._liquid.ends, strict=True))
+
     def is_open(self, t: datetime) -> bool:
         """Whether the contract trades at `t` (session start inclusive, end exclusive)."""
         return self._trading.index_at(self._epoch(t)) is not None

@@ -5,6 +5,13 @@ gateway refuses tick-by-tick (10189, 10190, 354, 10089) or by config. Events are
 the decoder's wrapper calls, one per message with the gateway's own timestamp (ib_async's
 Ticker stamps ticks with its receive time instead), and passed on unjudged.
 
+`reqMktData` is subscribed in both modes: in snapshot mode it is the data; in tick-by-tick mode
+it only brings IB's cumulative volume and RTVolume prints for volume reconciliation. Either way
+it yields one `SnapshotEvent` per socket read that carried a message for it, with the RTVolume
+reports of that read parsed from the raw strings (ib_async keeps only the cumulative volume and
+drops the `single` flag). ib_async shares one Ticker between tick-by-tick and reqMktData, so
+"something changed on the ticker" is not the trigger: a message on the reqMktData reqId is.
+
 The market clock is the gateway's (`reqCurrentTime`, re-measured periodically): a real gateway
 agrees with the wall clock, a replaying simulator does not, and trading hours and the roll must
 follow the market being served.
@@ -25,13 +32,39 @@ from ib_async import IB, Contract, ContractDetails, Ticker
 
 from daemon.broker import contracts
 from daemon.broker.connection import Connection
-from daemon.flow.events import DataMode, MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
+from daemon.flow.events import (
+    DataMode,
+    MarketEvent,
+    QuoteEvent,
+    RtPrint,
+    SnapshotEvent,
+    TradeEvent,
+)
 from daemon.settings import DataSettings, InstrumentSettings
 
 log = structlog.get_logger("daemon.broker.marketdata")
 
 TBT_REFUSALS = frozenset({10189, 10190, 354, 10089})
 CLOCK_RESYNC_S = 10.0
+RT_VOLUME_TICKS = frozenset({48, 77})  # RTVolume (generic tick 233), RT Trade Volume (375)
+_NO_REQ = -1  # no reqMktData subscription (market-data messages never carry reqId -1)
+
+
+def parse_rt_volume(text: str) -> RtPrint | None:
+    """One RTVolume report `price;size;ms;total;vwap;single` as an `RtPrint`.
+
+    None for a volume-only report (empty price, as IB sends after some corrections); ValueError
+    for anything else that does not read as the six fields. Values are not judged (NaN passes).
+    """
+    parts = text.split(";")
+    if len(parts) != 6:
+        raise ValueError(f"RTVolume needs 6 fields, got {len(parts)}")
+    price, size, ms, total, _vwap, single = parts
+    if not price:
+        return None
+    if single not in ("true", "false"):
+        raise ValueError(f"RTVolume single flag {single!r} is neither true nor false")
+    return RtPrint(float(price), float(size), int(ms) / 1000.0, float(total), single == "true")
 
 
 @dataclass
@@ -51,6 +84,8 @@ class FeedStats:
     clock_offset_s: float = 0.0  # gateway time minus local wall time
     stale: bool = False
     refusals: dict[int, int] = field(default_factory=dict)
+    rt_malformed: int = 0  # RTVolume strings that did not parse (dropped)
+    volume_refused: bool = False  # tick-by-tick mode runs without volume reconciliation
 
 
 class MarketData:
@@ -81,7 +116,11 @@ class MarketData:
         self._seq = 0
         self._mode = DataMode.SNAPSHOT if data.mode == "snapshot" else DataMode.TICK_BY_TICK
         self._req_ids: dict[int, str] = {}  # reqId → "AllLast" | "BidAsk" | "mktData"
-        self._snapshot_ticker: Ticker | None = None
+        self._mkt_ticker: Ticker | None = None  # the reqMktData ticker (shared in tick-by-tick)
+        self._mkt_req_id = _NO_REQ
+        self._mkt_seen = False  # a reqMktData message arrived in the current socket read
+        self._prints: list[RtPrint] = []  # RTVolume reports of the current socket read
+        self._volume_refusal_logged = False
         self._stale_since: float | None = None
         self._clock_synced_at = -1e18
         self._last_volume = 0.0
@@ -90,6 +129,7 @@ class MarketData:
         conn.on_data_kept(self._verify_fresh)
         conn.on_disconnect(self._forget_subscriptions)
         self.ib.errorEvent += self._on_error
+        self.ib.updateEvent += self._on_read  # after every socket read ib_async processed
         self._tap_wrapper()
 
     # --- time ---
@@ -161,11 +201,11 @@ class MarketData:
             for kind in ("AllLast", "BidAsk"):
                 self.ib.reqTickByTickData(contract, kind)
                 self._req_ids[self._ticker_req_id(kind)] = kind
-        else:
-            ticker = self.ib.reqMktData(contract, "233")
-            ticker.updateEvent += self._on_snapshot
-            self._snapshot_ticker = ticker
-            self._req_ids[self._ticker_req_id("mktData")] = "mktData"
+            self.stats.volume_refused = False
+        # snapshot mode: the data; tick-by-tick mode: cumulative volume for reconciliation
+        self._mkt_ticker = self.ib.reqMktData(contract, "233")
+        self._mkt_req_id = self._ticker_req_id("mktData")
+        self._req_ids[self._mkt_req_id] = "mktData"
         self.stats.mode = self._mode
         self.stats.resubscribes += 1
         self._stale_since = None
@@ -191,20 +231,18 @@ class MarketData:
         # resubscription on the same socket (1101, staleness) would grow it for good.
         for req_id in self._req_ids:
             self.ib.wrapper.reqId2Ticker.pop(req_id, None)
-        if self._snapshot_ticker is not None:
-            self._snapshot_ticker.updateEvent -= self._on_snapshot
-            self._snapshot_ticker = None
-        self._req_ids.clear()
+        self._forget_subscriptions()
 
     async def stop(self) -> None:
         self._cancel_all()
 
     def _forget_subscriptions(self) -> None:
         """The socket is gone and ib_async has reset: nothing is left to cancel."""
-        if self._snapshot_ticker is not None:
-            self._snapshot_ticker.updateEvent -= self._on_snapshot
-            self._snapshot_ticker = None
         self._req_ids.clear()
+        self._mkt_ticker = None
+        self._mkt_req_id = _NO_REQ
+        self._mkt_seen = False
+        self._prints.clear()
 
     async def _verify_fresh(self) -> None:
         """1102: the gateway kept our subscriptions; resubscribe only if data is stale."""
@@ -273,19 +311,34 @@ class MarketData:
         if kind is None or code not in TBT_REFUSALS:
             return
         self.stats.refusals[code] = self.stats.refusals.get(code, 0) + 1
-        if kind != "mktData" and self.data.mode == "auto":
-            log.warning("tick_by_tick_refused", code=code, message=message, fallback="snapshot")
-            self._mode = DataMode.SNAPSHOT
-            task = asyncio.ensure_future(self.resubscribe())
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if kind == "mktData" and self._mode is DataMode.TICK_BY_TICK:
+            self.stats.volume_refused = True
+            if not self._volume_refusal_logged:
+                self._volume_refusal_logged = True
+                log.warning(
+                    "volume_subscription_refused",
+                    code=code,
+                    message=message,
+                    action="tick-by-tick goes on without volume reconciliation",
+                )
+        elif kind != "mktData" and self.data.mode == "auto":
+            if self._mode is DataMode.TICK_BY_TICK:  # the second refusal finds it switched
+                log.warning("tick_by_tick_refused", code=code, message=message, fallback="snapshot")
+                self._mode = DataMode.SNAPSHOT
+                task = asyncio.ensure_future(self.resubscribe())
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
         else:
             log.error("market_data_refused", code=code, message=message, kind=kind)
 
     def _tap_wrapper(self) -> None:
-        """Wrap the two tick-by-tick wrapper calls to see each message with its own time."""
+        """Wrap the decoder's wrapper calls: tick-by-tick messages become events one by one
+        (with their own time); reqMktData messages mark the read and collect RTVolume prints."""
         wrapper = self.ib.wrapper
         original_last = wrapper.tickByTickAllLast
         original_quote = wrapper.tickByTickBidAsk
+        original_price = wrapper.priceSizeTick
+        original_size = wrapper.tickSize
+        original_string = wrapper.tickString
 
         def all_last(
             reqId: int,
@@ -332,15 +385,63 @@ class MarketData:
                 )
             original_quote(reqId, time, bidPrice, askPrice, bidSize, askSize, attrib)
 
+        def price_size_tick(reqId: int, tickType: int, price: float, size: float) -> None:
+            if reqId == self._mkt_req_id:
+                self._mkt_seen = True
+            original_price(reqId, tickType, price, size)
+
+        def tick_size(reqId: int, tickType: int, size: float) -> None:
+            if reqId == self._mkt_req_id:
+                self._mkt_seen = True
+            original_size(reqId, tickType, size)
+
+        def tick_string(reqId: int, tickType: int, value: str) -> None:
+            if reqId == self._mkt_req_id:
+                self._mkt_seen = True
+                if tickType in RT_VOLUME_TICKS:
+                    self._add_print(value)
+            original_string(reqId, tickType, value)
+
+        # The decoder looks these up on the wrapper instance at every message, so instance
+        # attributes intercept them; mypy forbids assigning to a method, hence the ignores.
         wrapper.tickByTickAllLast = all_last  # type: ignore[method-assign,assignment]
         wrapper.tickByTickBidAsk = bid_ask  # type: ignore[method-assign,assignment]
+        wrapper.priceSizeTick = price_size_tick  # type: ignore[method-assign]
+        wrapper.tickSize = tick_size  # type: ignore[method-assign]
+        wrapper.tickString = tick_string  # type: ignore[method-assign]
 
-    def _on_snapshot(self, t: Ticker) -> None:
+    def _add_print(self, value: str) -> None:
+        try:
+            rt = parse_rt_volume(value)
+        except ValueError as exc:
+            self.stats.rt_malformed += 1
+            log.warning("rt_volume_malformed", value=value[:80], error=str(exc), rate_limited=True)
+            return
+        if rt is not None:
+            self._prints.append(rt)
+
+    def _on_read(self) -> None:
+        """End of one socket read: one SnapshotEvent if reqMktData sent anything in it."""
+        if not self._mkt_seen:
+            return
+        self._mkt_seen = False
+        t = self._mkt_ticker
+        if t is None:
+            self._prints.clear()
+            return
         now = self._clock()
-        self._count(now, trade=False)
-        self.stats.snapshots += 1
-        rt = t.rtVolume if t.rtVolume == t.rtVolume else float("nan")
-        rt_time = t.rtTime.timestamp() if t.rtTime is not None else float("nan")
+        stats = self.stats
+        stats.ticks_total += 1
+        stats.last_tick = now
+        stats.snapshots += 1
+        prints: tuple[RtPrint, ...] = ()
+        if self._prints:
+            prints = tuple(self._prints)
+            self._prints.clear()
+            exchange_time = max(p.time for p in prints)
+        else:
+            exchange_time = self._wall() + stats.clock_offset_s  # market_now(), unboxed
+        mode = self._mode
         self.sink(
             SnapshotEvent(
                 self._next_seq(),
@@ -351,14 +452,20 @@ class MarketData:
                 t.last,
                 t.lastSize,
                 t.volume,
+                exchange_time,
                 now,
-                rt,
-                rt_time,
+                prints,
+                mode,
             )
         )
-        if t.volume == t.volume and t.volume != self._last_volume:  # NaN-safe: volume moved
-            self._last_volume = t.volume
-            self.stats.last_trade = now
+        if mode is DataMode.SNAPSHOT:  # in tick-by-tick mode trades alone decide freshness
+            stats.quotes += 1
+            volume = t.volume
+            moved = volume == volume and volume != self._last_volume  # NaN-safe
+            if moved:
+                self._last_volume = volume
+            if moved or prints:
+                stats.last_trade = now
 
     def _count(self, now: float, *, trade: bool) -> None:
         self.stats.ticks_total += 1

@@ -45,8 +45,25 @@ class QuoteEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RtPrint:
+    """One RTVolume (generic tick 233) report: `price;size;time;total volume;vwap;single`."""
+
+    price: float
+    size: float
+    time: float  # exchange time, epoch seconds
+    total_volume: float  # the session's cumulative volume after this print
+    single: bool  # True: one trade; False: several trades reported together at `price`
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotEvent:
-    """One 250 ms `reqMktData` sample: top of book, last print and cumulative volume."""
+    """One 250 ms `reqMktData` sample: top of book, last print, cumulative volume, RTVolume.
+
+    `prints` are the RTVolume reports that arrived with this sample, in order. In tick-by-tick
+    mode a volume-only subscription sends these too (`mode` TICK_BY_TICK): they serve volume
+    reconciliation only. `exchange_time` is the newest RTVolume time, or the gateway clock's
+    estimate of now when the sample carried none.
+    """
 
     seq: int
     bid: float
@@ -56,9 +73,9 @@ class SnapshotEvent:
     last: float
     last_size: float
     volume: float
+    exchange_time: float
     received: float
-    rt_volume: float = float("nan")  # size of the RTVolume print(s) in this sample
-    rt_time: float = float("nan")  # its exchange time, epoch seconds
+    prints: tuple[RtPrint, ...] = ()
     mode: DataMode = DataMode.SNAPSHOT
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from daemon.broker.connection import ConnectionStatus
 from daemon.broker.marketdata import FeedStats
+from daemon.flow.extractor import FlowState
 from daemon.settings import mask_account
 
 STATUS_FILE = "status.json"
@@ -41,12 +42,48 @@ class StatusInputs:
     started_wall: float
     started_mono: float
     trading: TradingStatus = field(default_factory=TradingStatus)
-    rejected_ticks: dict[str, int] = field(default_factory=dict)
+    flow: FlowState | None = None
     loop_lag_s: float = 0.0
 
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def flow_summary(flow: FlowState | None) -> dict[str, Any]:
+    """The order-flow part of status.json: health, the headline features, how data was judged."""
+    if flow is None:
+        return {"data_health": None, "rejected_ticks": {}}
+    f = flow.features
+    return {
+        "data_health": flow.health.value,
+        "rejected_ticks": dict(sorted(flow.rejected.items())),
+        "warming_up": flow.warming_up,
+        "session_partial": f.session_partial,
+        "volume_gap": flow.volume_gap,
+        "volume_gaps": flow.volume_gaps,
+        "missing_volume": flow.missing_volume,
+        "quote_stale": flow.quote_stale,
+        "last": f.last,
+        "bid": f.bid,
+        "ask": f.ask,
+        "session_volume": f.session_volume,
+        "cvd_session": f.cvd_session,
+        "cvd_rth": f.cvd_rth,
+        "delta_windows": {str(k): v for k, v in f.delta_windows.items()},
+        "vwap": _rounded(f.vwap),
+        "vwap_sd": _rounded(f.vwap_sd),
+        "poc": f.poc,
+        "value_area": [f.val, f.vah] if f.val is not None else None,
+        "book_imbalance": _rounded(f.book_imbalance),
+        "microprice": _rounded(f.microprice),
+        "trades_per_s": _rounded(f.trades_per_s, 3),
+        "volume_by_method": {k: round(v, 2) for k, v in flow.volume_by_method.items()},
+    }
 
 
 def snapshot(inputs: StatusInputs, now_mono: float) -> dict[str, Any]:
@@ -78,7 +115,7 @@ def snapshot(inputs: StatusInputs, now_mono: float) -> dict[str, Any]:
         "resubscribe_count": feed.resubscribes,
         "rolls": feed.rolls,
         "gateway_clock_offset_s": round(feed.clock_offset_s, 3),
-        "rejected_ticks": dict(sorted(inputs.rejected_ticks.items())),
+        **flow_summary(inputs.flow),
         "loop_lag_s": round(inputs.loop_lag_s, 4),
         "trading_state": inputs.trading.trading_state,
         "position": inputs.trading.position,
@@ -99,6 +136,12 @@ def status_line(doc: dict[str, Any]) -> str:
     parts.append("no ticks yet" if age is None else f"last tick {age:.1f}s ago")
     if doc.get("data_stale"):
         parts.append("STALE")
+    if doc.get("data_health") not in (None, "OK"):
+        parts.append(f"data {doc['data_health']}")
+    if doc.get("last") is not None:
+        parts.append(f"last {doc['last']:g}")
+    if doc.get("cvd_session") is not None and doc.get("data_health") is not None:
+        parts.append(f"CVD {doc['cvd_session']:+g}")
     if doc.get("reconnect_count"):
         parts.append(f"reconnects {doc['reconnect_count']}")
     return " ".join(parts)

@@ -19,11 +19,15 @@ import structlog
 from ib_async import IB
 
 from daemon.broker.connection import Connection, LiveAccountRefusedError
+from daemon.broker.contracts import SessionCalendar
 from daemon.broker.marketdata import MarketData
-from daemon.flow.events import MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
+from daemon.flow.extractor import OrderFlow
+from daemon.flow.guards import Reason
+from daemon.flow.sessions import SessionSchedule
 from daemon.runtime import status as status_mod
 from daemon.runtime.logs import flush_suppressed
 from daemon.runtime.systemd import Notifier
+from daemon.runtime.warmstart import WarmStart
 from daemon.settings import EX_CONFIG, Settings
 
 log = structlog.get_logger("daemon.runtime.supervisor")
@@ -31,45 +35,46 @@ log = structlog.get_logger("daemon.runtime.supervisor")
 SHUTDOWN_TIMEOUT_S = 10.0
 LAG_PROBE_S = 0.25
 MAX_HEALTHY_LAG_S = 1.0
-FEED_LOG_EVERY_S = 10.0
+FLOW_LOG_EVERY_S = 10.0
 EX_SOFTWARE = 70
 
 
-class FeedLog:
-    """Until the strategy exists, `run` logs the market-data feed: a summary every few seconds."""
+class FlowLog:
+    """A summary of the order flow every few seconds, and rejected ticks at a bounded rate."""
 
-    def __init__(self, every_s: float = FEED_LOG_EVERY_S) -> None:
+    def __init__(self, flow: OrderFlow, every_s: float = FLOW_LOG_EVERY_S) -> None:
+        self.flow = flow
         self.every_s = every_s
-        self.trades = 0
-        self.volume = 0.0
-        self.last_price: float | None = None
-        self.bid: float | None = None
-        self.ask: float | None = None
-        self._last_log = time.monotonic()
-
-    def __call__(self, event: MarketEvent) -> None:
-        if isinstance(event, TradeEvent):
-            self.trades += 1
-            self.volume += event.size
-            self.last_price = event.price
-        elif isinstance(event, QuoteEvent):
-            self.bid, self.ask = event.bid, event.ask
-        elif isinstance(event, SnapshotEvent):
-            self.bid, self.ask, self.last_price = event.bid, event.ask, event.last
+        self._last_log = -1e18
+        self._trades = 0
 
     def maybe_log(self, now: float) -> None:
         if now - self._last_log < self.every_s:
             return
         self._last_log = now
+        state = self.flow.state()
+        f = state.features
         log.info(
-            "feed",
-            trades=self.trades,
-            volume=self.volume,
-            last=self.last_price,
-            bid=self.bid,
-            ask=self.ask,
+            "flow",
+            health=state.health.value,
+            trades=state.trades - self._trades,
+            last=f.last,
+            cvd=f.cvd_session,
+            vwap=None if f.vwap is None else round(f.vwap, 2),
+            session_volume=f.session_volume,
+            partial=f.session_partial,
         )
-        self.trades, self.volume = 0, 0.0
+        self._trades = state.trades
+
+    @staticmethod
+    def rejected(reason: Reason, event: object) -> None:
+        log.warning(
+            "tick_rejected",
+            reason=reason.value,
+            tick=repr(event),
+            rate_limited=True,
+            rate_key=reason.value,
+        )
 
 
 class Supervisor:
@@ -92,8 +97,15 @@ class Supervisor:
         self._clock = clock
         self.ib = IB()  # the one client object of the process
         self.conn = Connection(self.ib, settings.ib, allow_live=allow_live)
-        self.feed_log = FeedLog()
-        self.market = MarketData(self.conn, settings.instrument, settings.data, self.feed_log)
+        self.schedule = SessionSchedule()
+        self.flow = OrderFlow(
+            settings.flow, settings.data, self.schedule, on_reject=FlowLog.rejected
+        )
+        self.flow_log = FlowLog(self.flow)
+        self.warm_start = WarmStart(self.conn, self.flow, settings.data)
+        self.market = MarketData(self.conn, settings.instrument, settings.data, self.flow.on_event)
+        self.warm_start.attach(self.market)
+        self._calendar: SessionCalendar | None = None
         self.status_path = Path(settings.paths.state_dir) / status_mod.STATUS_FILE
         self.loop_lag = 0.0
         self._stop = asyncio.Event()
@@ -162,6 +174,7 @@ class Supervisor:
         log.info("stopping", reason=self._stop_reason or "component ended")
 
         async def stop_all() -> None:
+            await self.warm_start.stop()
             await self.market.stop()
             await self.conn.stop()
             for task in self._tasks.values():
@@ -172,7 +185,7 @@ class Supervisor:
             await asyncio.wait_for(stop_all(), SHUTDOWN_TIMEOUT_S)
         except TimeoutError:
             log.error("shutdown_timeout", seconds=SHUTDOWN_TIMEOUT_S)
-        self._write_status()
+        self.write_status()
         flush_suppressed(force=True)
         log.info("stopped")
 
@@ -187,8 +200,9 @@ class Supervisor:
                 await self.market.check()
             except (TimeoutError, ConnectionError) as exc:
                 log.warning("market_check_failed", error=repr(exc))
+            self._follow_market()
             now = self._clock()
-            doc = self._write_status()
+            doc = self.write_status()
             line = status_mod.status_line(doc)
             self.notifier.notify(f"STATUS={line}")
             if watchdog is not None and now - self._last_ping >= watchdog and self.healthy():
@@ -197,9 +211,23 @@ class Supervisor:
             if self.debug and now - self._last_line >= 5.0:
                 self._last_line = now
                 log.info("status", line=line)
-            self.feed_log.maybe_log(now)
+            self.flow_log.maybe_log(now)
             flush_suppressed()
             await asyncio.sleep(min(interval, watchdog) if watchdog else interval)
+
+    def _follow_market(self) -> None:
+        """Sessions from the front contract's hours; the market clock closes quiet bars."""
+        calendar = self.market.calendar
+        if calendar is not None and calendar is not self._calendar:
+            self._calendar = calendar
+            until = calendar.valid_until
+            self.schedule.update(
+                calendar.trading_spans(),
+                calendar.liquid_spans(),
+                None if until is None else until.timestamp(),
+            )
+        if self.market.contract is not None:
+            self.flow.advance(self.market.market_now().timestamp())
 
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()
@@ -219,6 +247,7 @@ class Supervisor:
         return status_mod.StatusInputs(
             connection=self.conn.status,
             feed=self.market.stats,
+            flow=self.flow.state(),
             started_wall=self._started_wall,
             started_mono=self._started_mono,
             loop_lag_s=self.loop_lag,
@@ -227,7 +256,7 @@ class Supervisor:
     def _line(self) -> str:
         return status_mod.status_line(status_mod.snapshot(self._inputs(), self._clock()))
 
-    def _write_status(self) -> dict[str, Any]:
+    def write_status(self) -> dict[str, Any]:
         doc = status_mod.snapshot(self._inputs(), self._clock())
         try:
             status_mod.write_atomic(self.status_path, doc)

@@ -12,15 +12,24 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 from ib_async import IB, MarketOrder
 
 from daemon.broker.connection import Backoff, Connection, Heartbeat
-from daemon.broker.marketdata import MarketData
-from daemon.flow.events import DataMode, MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
+from daemon.broker.marketdata import MarketData, parse_rt_volume
+from daemon.flow.events import (
+    DataMode,
+    MarketEvent,
+    QuoteEvent,
+    RtPrint,
+    SnapshotEvent,
+    TradeEvent,
+)
 from daemon.settings import DataSettings, IbSettings, InstrumentSettings
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ListSource, SyntheticSource
-from ibsim.model import Side, TradeTick
+from ibsim.model import QuoteTick, Side, TradeTick
 from tests.daemon.broker.conftest import CENTRAL, SIM_START, WAIT
 
 FAST = Backoff(initial=0.01, cap=0.05, jitter=0.5, stable_after=3600.0)
@@ -52,6 +61,21 @@ class Feed:
 
     def trades(self) -> list[TradeEvent]:
         return [e for e in self.events if isinstance(e, TradeEvent)]
+
+    def snapshots(self) -> list[SnapshotEvent]:
+        return [e for e in self.events if isinstance(e, SnapshotEvent)]
+
+    def prints(self) -> list[RtPrint]:
+        return [p for e in self.snapshots() for p in e.prints]
+
+    def printed(self) -> float:
+        return sum(p.size for p in self.prints())
+
+    def mkt_req_id(self) -> int:
+        """The client's reqMktData reqId (the gateway answers on the same id)."""
+        ticker = self.conn.ib.ticker(self.md.contract)  # type: ignore[arg-type]
+        assert ticker is not None
+        return self.conn.ib.wrapper.ticker2ReqId["mktData"][ticker]
 
 
 Make = Callable[..., Awaitable[Feed]]
@@ -137,7 +161,8 @@ async def test_restart_resubscribes_without_growing_ib_async_maps(feed: Make) ->
         f.gw.apply(TradeTick(f.gw.clock.now(), 5000.25, cycle + 1, Side.BUY))
         await f.until(lambda c=cycle: any(t.size == c + 1 for t in f.trades()))
     assert f.conn.status.reconnect_count == 3
-    assert len(f.conn.ib.wrapper.reqId2Ticker) == tickers_before == 2
+    # AllLast, BidAsk and the volume reqMktData: one entry each, however often resubscribed
+    assert len(f.conn.ib.wrapper.reqId2Ticker) == tickers_before == 3
 
 
 async def test_1101_resubscribes_and_1102_does_not(feed: Make) -> None:
@@ -149,7 +174,7 @@ async def test_1101_resubscribes_and_1102_does_not(feed: Make) -> None:
     await f.conn.ib.reqCurrentTimeAsync()  # the gateway has the new subscriptions
     f.gw.apply(TradeTick(f.gw.clock.now(), 5000.25, 7, Side.BUY))
     await f.until(lambda: any(t.size == 7 for t in f.trades()))
-    assert len(f.conn.ib.wrapper.reqId2Ticker) == 2
+    assert len(f.conn.ib.wrapper.reqId2Ticker) == 3
     # 1102 with fresh data: nothing to do
     f.gw.connectivity_lost()
     f.gw.connectivity_restored(data_lost=False)
@@ -222,3 +247,168 @@ async def test_roll_switches_contracts_and_reports_a_stranded_position(feed: Mak
     assert stranded
     assert stranded[0]["contract"] == "ESZ6"
     assert stranded[0]["position"] == 1
+
+
+# --- RTVolume prints in snapshot mode ---
+
+
+async def test_snapshot_events_carry_each_samples_rtvolume_prints(feed: Make) -> None:
+    f = await feed(data=DataSettings(mode="snapshot"))
+    await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
+    t0 = SIM_START.timestamp()
+    for i, size in enumerate([3, 1, 4]):  # one trade per 250 ms sample: waited for each
+        f.gw.apply(TradeTick(t0 + i + 0.25, 5000.25, size, Side.BUY))
+        await f.until(lambda n=i: len(f.prints()) == n + 1)
+    # two trades in the same sample: one report of their summed size, not single
+    f.gw.apply(TradeTick(t0 + 5.5, 5000.0, 2, Side.SELL))
+    f.gw.apply(TradeTick(t0 + 5.75, 5000.25, 5, Side.BUY))
+    await f.until(lambda: f.printed() == 15)
+    got = [(p.price, p.size, p.time, p.total_volume, p.single) for p in f.prints()]
+    assert got == [
+        (5000.25, 3, t0 + 0.25, 3, True),
+        (5000.25, 1, t0 + 1.25, 4, True),
+        (5000.25, 4, t0 + 2.25, 8, True),
+        (5000.25, 7, t0 + 5.75, 15, False),  # RTVolume reports the sample's last price
+    ]
+    assert f.printed() == f.gw.feed.volume == 15  # the gateway's traded volume
+    snaps = f.snapshots()
+    assert all(e.mode is DataMode.SNAPSHOT for e in snaps)
+    for e in snaps:
+        if e.prints:
+            assert e.exchange_time == max(p.time for p in e.prints)
+        else:  # no print: the gateway clock (reqCurrentTime), not the local wall clock
+            assert e.exchange_time == t0
+    assert snaps[-1].volume == 15
+    assert f.md.stats.rt_malformed == 0
+
+
+async def test_malformed_rtvolume_is_counted_and_dropped(feed: Make) -> None:
+    f = await feed(data=DataSettings(mode="snapshot"))
+    await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
+    session = f.gw.session_of(3)
+    assert session is not None
+    req_id = f.mkt_req_id()
+    ms = int(SIM_START.timestamp()) * 1000
+    with structlog.testing.capture_logs() as logs:
+        for value in (
+            "5000.25;x;1;2;3;true",  # size not a number
+            "5000.25;1;2;3",  # fields missing
+            f";0;{ms};15;5000.1;true",  # volume-only report: no print, not an error
+            f"5000.5;2;{ms + 500};17;5000.2;true",
+        ):
+            session.send(session.enc.tick_string(req_id, 48, value))
+        await f.until(lambda: len(f.prints()) == 1)
+    assert [(p.price, p.size, p.total_volume) for p in f.prints()] == [(5000.5, 2, 17)]
+    assert f.md.stats.rt_malformed == 2
+    assert sum(e["event"] == "rt_volume_malformed" for e in logs) == 2
+
+
+def test_rtvolume_parser_reads_ib_reports_and_refuses_bad_ones() -> None:
+    rt = parse_rt_volume("701.28;1;1348075471534;67854;701.46918464;true")
+    assert rt == RtPrint(701.28, 1.0, 1348075471.534, 67854.0, True)
+    rt = parse_rt_volume("5000.25;12;1795000000250;900;5000.1;false")
+    assert rt == RtPrint(5000.25, 12.0, 1795000000.25, 900.0, False)
+    assert parse_rt_volume(";0;1348075471534;67854;701.46918464;true") is None
+    nan = parse_rt_volume("nan;1;1000;1;1;true")  # passed through unjudged: guards judge it
+    assert nan is not None
+    assert math.isnan(nan.price)
+    for bad in (
+        "",
+        "701.28;1;1348075471534;67854;701.46918464",  # five fields
+        "701.28;1;1348075471534;67854;701.46918464;true;x",  # seven
+        "701.28;;1348075471534;67854;701.46918464;true",  # size empty
+        "701.28;1;;67854;701.46918464;true",  # time empty
+        "701.28;1;1348075471.534;67854;701.46918464;true",  # time not whole ms
+        "701.28;1;1348075471534;;701.46918464;true",  # total empty
+        "701.28;1;1348075471534;67854;701.46918464;yes",  # flag
+        "abc;1;1348075471534;67854;701.46918464;true",
+    ):
+        with pytest.raises(ValueError):  # noqa: PT011 - the parser's one failure mode
+            parse_rt_volume(bad)
+
+
+@given(st.text(alphabet=st.sampled_from("0123456789.;-eEnaftrux "), max_size=40))
+def test_rtvolume_parser_fails_only_with_value_error(text: str) -> None:
+    try:
+        result = parse_rt_volume(text)
+    except ValueError:
+        return
+    assert result is None or isinstance(result, RtPrint)
+
+
+# --- the volume-only reqMktData in tick-by-tick mode ---
+
+
+async def test_tick_by_tick_volume_snapshots_reconcile_with_trades(feed: Make) -> None:
+    f = await feed()
+    await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
+    assert f.md.stats.mode is DataMode.TICK_BY_TICK
+    t0 = SIM_START.timestamp()
+    sizes = [2, 5, 1, 9]
+    for i, size in enumerate(sizes):
+        f.gw.apply(TradeTick(t0 + i, 5000.25, size, Side.BUY))
+    await f.until(lambda: f.printed() == 17 and len(f.trades()) == 4)
+    snaps = f.snapshots()
+    assert all(e.mode is DataMode.TICK_BY_TICK for e in snaps)
+    volumes = [e.volume for e in snaps]
+    assert volumes == sorted(volumes)
+    assert volumes[-1] - volumes[0] == sum(t.size for t in f.trades()) == 17
+    assert [t.size for t in f.trades()] == sizes
+
+
+async def test_tick_by_tick_only_reads_emit_no_snapshot_event(
+    feed: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = await feed()
+    await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0 and f.md.stats.quotes > 0)
+    ticker = f.conn.ib.ticker(f.md.contract)  # type: ignore[arg-type]
+    assert ticker is not None
+    updates = [0]
+
+    def count(_: Any) -> None:
+        updates[0] += 1
+
+    ticker.updateEvent += count
+    snapshots = len(f.snapshots())
+    monkeypatch.setattr(f.gw.feed, "flush", lambda: None)  # no 250 ms samples for now
+    t0 = SIM_START.timestamp()
+    for i in range(3):
+        f.gw.apply(TradeTick(t0 + i, 5000.25, 4, Side.BUY))
+        await f.until(lambda n=i: len(f.trades()) == n + 1)  # one read per trade
+    assert updates[0] >= 3  # the shared Ticker did fire for the tick-by-tick reads
+    assert len(f.snapshots()) == snapshots  # but no SnapshotEvent was made of them
+    monkeypatch.undo()  # samples again: the three trades arrive as one RTVolume report
+    await f.until(lambda: len(f.snapshots()) > snapshots)
+    assert [(p.size, p.single) for p in f.snapshots()[-1].prints] == [(12, False)]
+    ticker.updateEvent -= count
+
+
+async def test_volume_snapshots_do_not_make_tick_by_tick_look_fresh(feed: Make) -> None:
+    f = await feed(data=DataSettings(stale_after_s=30, reconnect_after_stale_s=90))
+    await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
+    f.gw.apply(TradeTick(SIM_START.timestamp(), 5000.25, 1, Side.BUY))
+    await f.until(lambda: len(f.trades()) == 1 and f.printed() == 1)
+    f.now[0] += 31  # 31 s without a trade ...
+    snapshots = f.md.stats.snapshots
+    f.gw.apply(QuoteTick(SIM_START.timestamp(), 5000.25, 5000.5, 10, 10))
+    await f.until(lambda: f.md.stats.snapshots > snapshots)  # ... but a fresh sample
+    await f.md.check()
+    assert f.md.stats.resubscribes == 2
+    assert f.md.stats.stale
+
+
+async def test_refused_volume_subscription_keeps_tick_by_tick(feed: Make) -> None:
+    f = await feed()
+    await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
+    session = f.gw.session_of(3)
+    assert session is not None
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(2):
+            session.error(f.mkt_req_id(), 354, "Requested market data is not subscribed.")
+        await f.until(lambda: f.md.stats.refusals.get(354, 0) == 2)
+    assert f.md.stats.mode is DataMode.TICK_BY_TICK
+    assert f.md.stats.volume_refused
+    assert f.md.stats.resubscribes == 1
+    assert sum(e["event"] == "volume_subscription_refused" for e in logs) == 1
+    f.gw.apply(TradeTick(SIM_START.timestamp(), 5000.25, 6, Side.BUY))
+    await f.until(lambda: any(t.size == 6 for t in f.trades()))

@@ -1,0 +1,230 @@
+"""The order-flow extractor: guards → classification → features, one code path live and offline.
+
+`OrderFlow.on_event` takes every `MarketEvent` the broker emits (or a replay reads) in arrival
+order. A rejected tick changes no feature. Health is the worst of: the guards' verdict, a
+volume gap (tick-by-tick trades not adding up to IB's cumulative volume), a stale quote in
+tick-by-tick mode, and warming up (live events held while the session is backfilled).
+
+Warm start: `begin_warmup()` holds live events; `finish_warmup(events, complete)` runs the
+backfilled events through the same path first, then the held live ones, so CVD, VWAP and the
+profile are right from the first live tick. Incomplete history marks the session features
+partial (`FlowSnapshot.session_partial`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from daemon.flow.classify import SnapshotClassifier, TickClassifier
+from daemon.flow.events import DataMode, MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
+from daemon.flow.features import Bar, Features, FlowSnapshot
+from daemon.flow.guards import Reason, TickGuard
+from daemon.flow.prints import Health, Method, Print
+from daemon.flow.reconcile import VolumeReconciler
+from daemon.flow.sessions import SessionSchedule
+from daemon.flow.ticks import tick_index
+from daemon.settings import DataSettings, FlowSettings
+
+_WARMUP_HOLD_LIMIT = 2_000_000  # live events held during a backfill, at most (memory bound)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowState:
+    """What the strategy and status readers get: features, health and how they were made."""
+
+    health: Health
+    features: FlowSnapshot
+    rejected: dict[str, int]
+    volume_by_method: dict[str, float]
+    volume_gap: bool
+    volume_gaps: int
+    missing_volume: float
+    quote_stale: bool
+    warming_up: bool
+    trades: int
+
+
+class OrderFlow:
+    """Guards, classifies and accumulates; no I/O, so it runs the same live and offline."""
+
+    def __init__(
+        self,
+        flow: FlowSettings,
+        data: DataSettings,
+        schedule: SessionSchedule | None = None,
+        *,
+        on_bar: Callable[[Bar], None] | None = None,
+        on_reject: Callable[[Reason, object], None] | None = None,
+        quotes: bool = True,
+    ) -> None:
+        self.flow = flow
+        self._quote_stale_s = data.quote_stale_s
+        self._expects_quotes = quotes  # False for trades-only input (offline replay of a CSV)
+        self.guard = TickGuard(flow, data.quote_stale_s, on_reject)
+        self.ticks = TickClassifier(data.quote_stale_s)
+        self.samples = SnapshotClassifier()
+        self.schedule = schedule or SessionSchedule()
+        self.features = Features(flow, self.schedule, on_bar)
+        self.reconciler = VolumeReconciler(flow.volume_gap_contracts, flow.volume_gap_after_s)
+        self.volume_by_method: dict[str, float] = {m.value: 0.0 for m in Method}
+        self.trades = 0
+        self._last_trade_time: float | None = None
+        self._last_quote_time: float | None = None
+        self._held: list[MarketEvent] | None = None
+        self._held_dropped = 0
+
+    # --- input ---
+
+    def on_event(self, ev: MarketEvent) -> None:
+        """One market event, in arrival order."""
+        held = self._held
+        if held is not None:
+            if len(held) < _WARMUP_HOLD_LIMIT:
+                held.append(ev)
+            else:
+                self._held_dropped += 1
+            return
+        self._process(ev)
+
+    def _process(self, ev: MarketEvent) -> None:
+        kind = type(ev)
+        if kind is TradeEvent:
+            assert isinstance(ev, TradeEvent)
+            self._trade(ev)
+        elif kind is QuoteEvent:
+            assert isinstance(ev, QuoteEvent)
+            self._quote(ev)
+        else:
+            assert isinstance(ev, SnapshotEvent)
+            self._snapshot(ev)
+
+    def _trade(self, ev: TradeEvent) -> None:
+        on_print = self.features.on_print
+        classify = self.ticks.trade
+        by_method = self.volume_by_method
+        for t in self.guard.trade(ev):
+            tick = tick_index(t.price)
+            assert tick is not None  # the guard rejects off-grid prices
+            p = classify(t.exchange_time, tick, t.size)
+            on_print(p)
+            by_method[p.method] += p.size
+            self.reconciler.traded(t.size)
+            self.trades += 1
+            self._last_trade_time = t.exchange_time
+
+    def _quote(self, ev: QuoteEvent) -> None:
+        ticks = self.guard.quote(ev)
+        if ticks is None:
+            return
+        bid, ask = ticks
+        self.ticks.quote(bid, ask, ev.exchange_time)
+        self.features.on_quote(bid, ask, ev.bid_size, ev.ask_size, ev.exchange_time)
+        self._last_quote_time = ev.exchange_time
+
+    def _snapshot(self, ev: SnapshotEvent) -> None:
+        check = self.guard.snapshot(ev)
+        if ev.mode is DataMode.TICK_BY_TICK:
+            # Alongside tick-by-tick, samples only check the volume; quotes come from BidAsk.
+            self.reconciler.cumulative(check.volume_increment, ev.exchange_time)
+            return
+        if check.quote is not None:
+            bid, ask, bid_size, ask_size = check.quote
+            self.features.on_quote(bid, ask, bid_size, ask_size, ev.exchange_time)
+            self._last_quote_time = ev.exchange_time
+        prints = self.samples.sample(
+            ev.exchange_time, check.quote, check.last_tick, check.volume_increment, check.prints
+        )
+        self._add_prints(prints)
+
+    def _add_prints(self, prints: Iterable[Print]) -> None:
+        for p in prints:
+            self.features.on_print(p)
+            self.volume_by_method[p.method] += p.size
+            self.trades += 1
+            self._last_trade_time = p.time
+
+    def advance(self, t: float) -> None:
+        """The market clock moved to `t` (closes bars with no trades, crosses sessions)."""
+        if self._held is None:
+            self.features.advance(t)
+
+    def flush(self) -> None:
+        """End of input: unconfirmed spikes are rejected, open bars close."""
+        self.guard.flush()
+        self.features.flush()
+
+    # --- warm start ---
+
+    def begin_warmup(self) -> None:
+        """Hold live events until `finish_warmup` (the session is being backfilled)."""
+        if self._held is None:
+            self._held = []
+
+    def finish_warmup(self, history: Iterable[MarketEvent], complete: bool) -> int:
+        """Process backfilled `history`, then the held live events; returns how many were held.
+
+        `complete` False marks the session features partial: the history did not reach back to
+        the session start (or could not be fetched at all).
+        """
+        held = self._held or []
+        self._held = None
+        self.guard.restart_sequence()  # history has its own seqs (below the held live ones)
+        for ev in history:
+            self._process(ev)
+        self.guard.restart_sequence()
+        for ev in held:
+            self._process(ev)
+        self.features.mark_partial(not complete or self._held_dropped > 0)
+        return len(held)
+
+    @property
+    def warming_up(self) -> bool:
+        return self._held is not None
+
+    @property
+    def first_held_trade_time(self) -> float | None:
+        """Exchange time of the first live trade held while warming up, if any yet."""
+        for ev in self._held or ():
+            if isinstance(ev, TradeEvent):
+                return ev.exchange_time
+        return None
+
+    @property
+    def last_trade_time(self) -> float | None:
+        """Exchange time of the last trade processed (held ones not included)."""
+        return self._last_trade_time
+
+    # --- output ---
+
+    @property
+    def quote_stale(self) -> bool:
+        """The last quote is older than the last trade by more than allowed."""
+        trade, quote = self._last_trade_time, self._last_quote_time
+        if trade is None or not self._expects_quotes:
+            return False
+        return quote is None or trade - quote > self._quote_stale_s
+
+    @property
+    def health(self) -> Health:
+        guard = self.guard.health
+        if guard is Health.INVALID:
+            return Health.INVALID
+        if guard is Health.DEGRADED or self.reconciler.gap or self.warming_up or self.quote_stale:
+            return Health.DEGRADED
+        return Health.OK
+
+    def state(self) -> FlowState:
+        """A consistent picture of everything, for the strategy and status.json."""
+        return FlowState(
+            health=self.health,
+            features=self.features.snapshot(),
+            rejected=dict(self.guard.rejected),
+            volume_by_method={k: v for k, v in self.volume_by_method.items() if v},
+            volume_gap=self.reconciler.gap,
+            volume_gaps=self.reconciler.gaps,
+            missing_volume=self.reconciler.missing_volume,
+            quote_stale=self.quote_stale,
+            warming_up=self.warming_up,
+            trades=self.trades,
+        )
