@@ -30,10 +30,13 @@ test: lint
 demo: install
 	$(BIN)/python scripts/demo.py
 
-# Figures, never assertions: ibsim throughput vs the ib_async decode ceiling, then reconnects.
+# Figures, never assertions: ibsim throughput vs the ib_async decode ceiling, reconnects,
+# classification accuracy, extractor speed and memory.
 bench: install
 	$(BIN)/python -m bench.ibsim_throughput
 	$(BIN)/python -m bench.daemon_reconnect
+	$(BIN)/python -m bench.flow_accuracy
+	$(BIN)/python -m bench.flow_extractor
 
 # Against a local TWS / IB Gateway paper login (ports 7497, then 4002).
 run-paper: install

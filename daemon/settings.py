@@ -257,7 +257,7 @@ class DataSettings(_Section):
         ),
     )
     backfill_max_ticks: int = Field(
-        default=200_000,
+        default=50_000,
         ge=0,
         description=(
             "Most historical ticks (trades + quotes) a backfill fetches; beyond it the session "

@@ -178,6 +178,13 @@ class MarketFeed:
         for session, req_id, tick_type in self._last_subs:
             session.send(session.enc.tick_by_tick_last(req_id, tick_type, t, tr.price, tr.size))
 
+    def count_unsent(self, tr: TradeTick) -> None:
+        """A trade while clients are cut off (1100): the day's volume still counts it."""
+        self.last, self.last_size, self.last_time = tr.price, tr.size, tr.time
+        self.volume += tr.size
+        self._vol_total += tr.size
+        self._pv += tr.price * tr.size
+
     def flush(self) -> None:
         """Send every reqMktData subscriber what changed since the last sample."""
         if self._changed:

@@ -384,6 +384,8 @@ class Gateway:
             self.history.trades.append(event)
             if self.ib_connected:
                 self.feed.on_trade(event)
+            else:
+                self.feed.count_unsent(event)
             engine_events = self.engine.on_trade(con_id, event)
         if engine_events:
             self.dispatch(engine_events)

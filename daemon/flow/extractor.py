@@ -23,7 +23,7 @@ from daemon.flow.guards import Reason, TickGuard
 from daemon.flow.prints import Health, Method, Print
 from daemon.flow.reconcile import VolumeReconciler
 from daemon.flow.sessions import SessionSchedule
-from daemon.flow.ticks import tick_index
+from daemon.flow.ticks import TICKS_PER_POINT
 from daemon.settings import DataSettings, FlowSettings
 
 _WARMUP_HOLD_LIMIT = 2_000_000  # live events held during a backfill, at most (memory bound)
@@ -73,6 +73,10 @@ class OrderFlow:
         self._last_quote_time: float | None = None
         self._held: list[MarketEvent] | None = None
         self._held_dropped = 0
+        self._guard_trade = self.guard.trade
+        self._classify = self.ticks.trade
+        self._on_print = self.features.on_print
+        self._traded = self.reconciler.traded
 
     # --- input ---
 
@@ -85,33 +89,26 @@ class OrderFlow:
             else:
                 self._held_dropped += 1
             return
-        self._process(ev)
+        if type(ev) is TradeEvent:  # the hot path, inlined: one call per stage
+            for t in self._guard_trade(ev):
+                size = t.size
+                # The guard passed the price: on the grid, so scaling and rounding is exact.
+                p = self._classify(t.exchange_time, round(t.price * TICKS_PER_POINT), size)
+                self._on_print(p)
+                self.volume_by_method[p.method] += size
+                self._traded(size)
+                self.trades += 1
+                self._last_trade_time = t.exchange_time
+        else:
+            self._process(ev)
 
     def _process(self, ev: MarketEvent) -> None:
-        kind = type(ev)
-        if kind is TradeEvent:
-            assert isinstance(ev, TradeEvent)
-            self._trade(ev)
-        elif kind is QuoteEvent:
-            assert isinstance(ev, QuoteEvent)
+        if isinstance(ev, TradeEvent):
+            self.on_event(ev)
+        elif isinstance(ev, QuoteEvent):
             self._quote(ev)
         else:
-            assert isinstance(ev, SnapshotEvent)
             self._snapshot(ev)
-
-    def _trade(self, ev: TradeEvent) -> None:
-        on_print = self.features.on_print
-        classify = self.ticks.trade
-        by_method = self.volume_by_method
-        for t in self.guard.trade(ev):
-            tick = tick_index(t.price)
-            assert tick is not None  # the guard rejects off-grid prices
-            p = classify(t.exchange_time, tick, t.size)
-            on_print(p)
-            by_method[p.method] += p.size
-            self.reconciler.traded(t.size)
-            self.trades += 1
-            self._last_trade_time = t.exchange_time
 
     def _quote(self, ev: QuoteEvent) -> None:
         ticks = self.guard.quote(ev)

@@ -8,7 +8,6 @@ rows, raising `TradesFileError` naming the line and the problem for anything mal
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Final
@@ -71,17 +70,17 @@ class _HourClock:
         return self._epoch
 
 
-def _parse_time(text: str, clock: _HourClock) -> float:
-    # "YYYY-MM-DD HH:MM:SS[.fff]": the hour from the cache, minutes and seconds added.
-    if len(text) < 19 or text[10] != " " or text[13] != ":" or text[16] != ":":
+def _parse_second(text: str, clock: _HourClock) -> float:
+    """Epoch of a `YYYY-MM-DD HH:MM:SS` local time."""
+    if len(text) != 19 or text[10] != " " or text[13] != ":" or text[16] != ":":
         raise ValueError(f"time_ct {text!r} is not YYYY-MM-DD HH:MM:SS[.fff]")
-    minute, second = text[14:16], text[17:]
-    if not (minute.isdigit() and second.replace(".", "", 1).isdigit()):
+    minute, second = text[14:16], text[17:19]
+    if not (minute.isdigit() and second.isdigit()):
         raise ValueError(f"time_ct {text!r} is not YYYY-MM-DD HH:MM:SS[.fff]")
-    m, s = int(minute), float(second)
-    if m > 59 or s >= 60:
+    m, sec = int(minute), int(second)
+    if m > 59 or sec > 59:
         raise ValueError(f"time_ct {text!r} is out of range")
-    return clock.hour(text[:13]) + m * 60 + s
+    return clock.hour(text[:13]) + m * 60 + sec
 
 
 def parse_trades(lines: Iterable[str], source: str) -> Iterator[TradeEvent]:
@@ -97,15 +96,23 @@ def parse_trades(lines: Iterable[str], source: str) -> Iterator[TradeEvent]:
         raise TradesFileError(source, 1, f"empty file: expected the header {HEADER!r}")
     if first[1].strip().lstrip("\ufeff") != HEADER:
         raise TradesFileError(source, 1, f"header is {first[1].strip()!r}, expected {HEADER!r}")
+    last_head, base = "", 0.0  # trades share seconds: each second's epoch is computed once
     for number, raw in numbered:
-        line = raw.strip()
-        if not line:
-            continue
-        parts = line.split(",")
+        parts = raw.split(",")
         if len(parts) != 3:
-            raise TradesFileError(source, number, f"expected 3 fields, got {len(parts)}: {line!r}")
+            if not raw.strip():
+                continue
+            raise TradesFileError(
+                source, number, f"expected 3 fields, got {len(parts)}: {raw.strip()!r}"
+            )
+        stamp = parts[0]
+        head, fraction = stamp[:19], stamp[19:]
         try:
-            time = _parse_time(parts[0], clock)
+            if head != last_head:
+                base = _parse_second(head, clock)
+                last_head = head
+            if fraction and (fraction[0] != "." or not fraction[1:].isdigit()):
+                raise ValueError(f"time_ct {stamp!r} is not YYYY-MM-DD HH:MM:SS[.fff]")
         except ValueError as exc:
             raise TradesFileError(source, number, str(exc)) from None
         try:
@@ -113,10 +120,13 @@ def parse_trades(lines: Iterable[str], source: str) -> Iterator[TradeEvent]:
             size = float(parts[2])
         except ValueError:
             raise TradesFileError(
-                source, number, f"price and size must be numbers, got {parts[1]!r}, {parts[2]!r}"
+                source,
+                number,
+                f"price and size must be numbers, got {parts[1]!r}, {parts[2].strip()!r}",
             ) from None
-        if not (math.isfinite(price) and math.isfinite(size)):
-            raise TradesFileError(source, number, f"not a finite number: {line!r}")
+        if price - price != 0.0 or size - size != 0.0:  # NaN or infinite
+            raise TradesFileError(source, number, f"not a finite number: {raw.strip()!r}")
+        time = base + float(fraction) if fraction else base
         yield TradeEvent(number, price, size, time, time)
 
 

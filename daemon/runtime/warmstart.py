@@ -1,9 +1,10 @@
 """Warm start: backfill the session's history before live ticks are processed.
 
-Every new session (start, reconnect) holds the live events in the extractor, fetches the
-history the extractor is missing — the whole Globex session at start-up, the gap since the last
-processed trade after a reconnect — with paced `reqHistoricalTicks`, and then lets the
-extractor run the history first and the held live events after it.
+Every new session (start, reconnect) and every 1101 (connectivity back, data lost) holds the
+live events in the extractor, fetches the history the extractor is missing — the whole Globex
+session at start-up, the gap since the last processed trade afterwards — with paced
+`reqHistoricalTicks`, and then lets the extractor run the history first and the held live
+events after it.
 
 Boundary rule: history is fetched up to the first held live trade's second and trades of that
 second from history are dropped (live has them); history trades at or before the last processed
@@ -58,16 +59,26 @@ class WarmStart:
         self.runs = 0
         self.listeners: list[Callable[[], None]] = []  # called after each fill ends
         conn.on_session(self._hold)  # before MarketData subscribes: nothing slips past
+        conn.on_data_lost(self._hold_gap)  # 1101: the streams were dead, trades were missed
         conn.on_disconnect(self._abandon)
 
     def attach(self, market: MarketData) -> None:
         """Register the fetch after MarketData's session hook (it picks the contract)."""
         self.market = market
         self.conn.on_session(self._start)
+        self.conn.on_data_lost(self._start_gap)
 
     async def _hold(self, ib: IB) -> None:
         if self.data.backfill:
             self.flow.begin_warmup()
+
+    async def _hold_gap(self) -> None:
+        if self._task is None or self._task.done():
+            await self._hold(self.conn.ib)
+
+    async def _start_gap(self) -> None:
+        if self._task is None or self._task.done():
+            await self._start(self.conn.ib)
 
     async def _start(self, ib: IB) -> None:
         if not self.flow.warming_up:

@@ -152,3 +152,34 @@ async def test_bad_ticks_from_the_gateway_are_counted_and_change_nothing(
     assert after.features.session_volume == before.session_volume + sum(1 + i % 6 for i in range(3))
     sup.write_status()
     assert read_status(sup.status_path.parent)["rejected_ticks"] == after.rejected
+
+
+async def test_trades_missed_during_an_outage_are_filled_in_after_1101(
+    gateway: Gateway, daemon: Callable[..., tuple[Supervisor, Until]]
+) -> None:
+    sup, until = daemon(gateway)
+    await until(lambda: sup.market.stats.resubscribes >= 1 and sup.flow.warming_up)
+    await sup.market.ib.reqCurrentTimeAsync()
+    before = market(gateway, T0 + 1, 20, moving=False)
+    await until(lambda: sup.flow.trades == 20 and not sup.flow.warming_up)
+    gateway.connectivity_lost()
+    missed = market(gateway, T0 + 30, 10, moving=False)  # the daemon is sent none of these
+    gateway.connectivity_restored(data_lost=True)
+    await until(lambda: sup.market.stats.resubscribes >= 2)
+    await sup.market.ib.reqCurrentTimeAsync()
+    samples = sup.market.stats.snapshots
+    after = market(gateway, T0 + 60, 10)
+    # All trades processed, and a cumulative-volume sample taken after the last of them.
+    await until(
+        lambda: (
+            sup.flow.trades == 40
+            and not sup.flow.warming_up
+            and sup.market.stats.snapshots > samples
+        )
+    )
+    state = sup.flow.state()
+    assert state.features.session_volume == before[0] + missed[0] + after[0]
+    assert state.features.cvd_session == before[1] + missed[1] + after[1]
+    assert sup.warm_start.runs == 2
+    assert not state.volume_gap
+    assert state.missing_volume == 0
