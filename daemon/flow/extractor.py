@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from daemon.flow.classify import SnapshotClassifier, TickClassifier
+from daemon.flow.classify import NO_PRICE, SnapshotClassifier, TickClassifier
 from daemon.flow.events import DataMode, MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
 from daemon.flow.features import Bar, Features, FlowSnapshot
 from daemon.flow.guards import Reason, TickGuard
@@ -69,6 +69,7 @@ class OrderFlow:
         self.reconciler = VolumeReconciler(flow.volume_gap_contracts, flow.volume_gap_after_s)
         self.volume_by_method: dict[str, float] = {m.value: 0.0 for m in Method}
         self.trades = 0
+        self.unpriced_volume = 0.0  # snapshot volume seen before any price: counted, not placed
         self._last_trade_time: float | None = None
         self._last_quote_time: float | None = None
         self._held: list[MarketEvent] | None = None
@@ -136,6 +137,9 @@ class OrderFlow:
 
     def _add_prints(self, prints: Iterable[Print]) -> None:
         for p in prints:
+            if p.tick == NO_PRICE:  # volume before any price was seen: no bar can hold it
+                self.unpriced_volume += p.size
+                continue
             self.features.on_print(p)
             self.volume_by_method[p.method] += p.size
             self.trades += 1

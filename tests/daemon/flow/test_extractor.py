@@ -129,6 +129,20 @@ def test_snapshot_mode_classifies_volume_increments() -> None:
     assert flow.state().volume_by_method["bvc"] == 4
 
 
+def test_snapshot_volume_before_any_price_is_counted_not_placed() -> None:
+    nan = float("nan")
+    flow = feed(
+        make(),
+        [
+            SnapshotEvent(1, nan, nan, nan, nan, nan, nan, 100, T0, T0),
+            SnapshotEvent(2, nan, nan, nan, nan, nan, nan, 107, T0 + 1, T0 + 1),
+        ],
+    )
+    assert flow.unpriced_volume == 7
+    assert flow.state().features.session_volume == 0
+    assert flow.features.open_bar is None
+
+
 def test_volume_gap_in_tick_by_tick_mode_degrades_health() -> None:
     tape = Tape()
     flow = make()
