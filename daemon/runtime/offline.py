@@ -56,7 +56,7 @@ def replay_rows(
 
     def on_bar(bar: Bar) -> None:
         if bar.kind == "time":
-            rows.append(bar_row(bar, extractor.features.snapshot().cvd_session))
+            rows.append(bar_row(bar, extractor.features.cvd_session))
 
     extractor = OrderFlow(flow, data, on_bar=on_bar, quotes=False)
     on_event = extractor.on_event

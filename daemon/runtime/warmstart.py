@@ -164,8 +164,6 @@ def _between(
     floor = -1.0 if last is None else float(int(last))
     for ev in events:
         t = ev.exchange_time
-        if isinstance(ev, TradeEvent) and (t <= floor or t >= end):
-            continue
-        if t >= end:
+        if t >= end or (isinstance(ev, TradeEvent) and t <= floor):
             continue
         yield ev

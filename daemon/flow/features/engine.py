@@ -151,6 +151,14 @@ class Features:
             refresh_totals(bar)
         return bar
 
+    @property
+    def cvd_session(self) -> float:
+        """Session CVD now, O(1): the session's closed bars plus the open bar if it is in it."""
+        bar, totals = self._bar, self._session
+        if bar is not None and bar.session is not None and bar.session == totals.start:
+            return totals.cvd + bar.delta
+        return totals.cvd
+
     def snapshot(self) -> FlowSnapshot:
         """All features now; O(price levels of the session)."""
         flow = self._flow

@@ -317,3 +317,4 @@ def test_no_nan_ever_for_any_input(steps: list[tuple[str, float, float, float]])
     open_bar = flow.features.open_bar
     total_delta = sum(b.delta for b in bars) + (open_bar.delta if open_bar else 0.0)
     assert math.isclose(state.features.cvd_session, total_delta, abs_tol=1e-6)
+    assert flow.features.cvd_session == state.features.cvd_session
