@@ -12,11 +12,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -137,6 +139,29 @@ def parse_duration(value: Any) -> int:
     if seconds != int(seconds) or seconds <= 0:
         raise ValueError("must be a whole number of seconds > 0")
     return int(seconds)
+
+
+_WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})(?:\s+(\S+))?$")
+DEFAULT_WINDOW_TZ: Final = "America/Chicago"
+
+
+def parse_window(text: str) -> tuple[int, int, str]:
+    """``"HH:MM-HH:MM Area/City"`` -> (start minute, end minute, time zone); ValueError if bad."""
+    m = _WINDOW.match(text.strip())
+    if m is None:
+        raise ValueError(f'{text!r} is not "HH:MM-HH:MM Area/City"')
+    h1, m1, h2, m2 = (int(g) for g in m.groups()[:4])
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f"{text!r}: hours are 00-23 and minutes 00-59")
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end:
+        raise ValueError(f"{text!r}: the window is empty")
+    tz = m.group(5) or DEFAULT_WINDOW_TZ
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{text!r}: unknown time zone {tz!r}") from None
+    return start, end, tz
 
 
 def _bar_seconds(value: Any) -> int:
@@ -352,7 +377,7 @@ class FlowSettings(_Section):
 
 
 class TradingSettings(_Section):
-    """Paper or live, and whether orders are sent at all."""
+    """Paper or live, whether orders are sent at all, and what happens to them on shutdown."""
 
     mode: Literal["paper", "live"] = Field(
         default="paper",
@@ -364,6 +389,145 @@ class TradingSettings(_Section):
             "Send orders. When false the daemon connects, streams and computes order flow but "
             "places no orders."
         ),
+    )
+    on_shutdown: Literal["keep", "cancel_entries", "flatten"] = Field(
+        default="keep",
+        description='On SIGTERM: "keep" leaves every order working at the broker (the position '
+        'stays protected by its bracket), "cancel_entries" cancels unfilled entries and keeps '
+        'the protective stops and targets, "flatten" cancels everything and closes the position.',
+    )
+    journal_sync: Literal["full", "normal"] = Field(
+        default="full",
+        description='SQLite synchronous mode of the trading journal: "full" survives power loss, '
+        '"normal" (WAL) survives a killed process but may lose the last commits on power loss.',
+    )
+
+
+class StrategySettings(_Section):
+    """The strategy: which one (by import path) and its parameters."""
+
+    path: str = Field(
+        default="daemon.trading.strategy.stacked:StackedImbalance",
+        min_length=3,
+        description='Import path of the strategy class, "package.module:ClassName".',
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters of the strategy; the strategy validates them (unknown or "
+        "invalid ones are configuration errors). Empty: the strategy's defaults.",
+    )
+
+
+class RiskSettings(_Section):
+    """Pre-trade limits, the daily loss limit, and when trading halts."""
+
+    max_position: int = Field(default=2, ge=1, description="Largest position, in contracts.")
+    max_order_size: int = Field(
+        default=2, ge=1, description="Largest quantity of one order, in contracts."
+    )
+    max_working_orders: int = Field(
+        default=6,
+        ge=1,
+        description="Most orders working at once (an entry bracket counts as three).",
+    )
+    max_orders_per_second: int = Field(
+        default=5, ge=1, description="Order messages (submit, modify, cancel) per second, at most."
+    )
+    max_orders_per_minute: int = Field(
+        default=60, ge=1, description="Order messages (submit, modify, cancel) per minute, at most."
+    )
+    max_messages_per_fill: float = Field(
+        default=20.0,
+        gt=0,
+        description="Order-efficiency budget: submits + modifies + cancels per fill over the day "
+        "(IB watches ratios of 20 and more); new entries are refused above it.",
+    )
+    efficiency_grace_messages: int = Field(
+        default=40,
+        ge=0,
+        description="Order messages of the day before the efficiency budget applies.",
+    )
+    price_collar_ticks: int = Field(
+        default=20,
+        ge=1,
+        description="A limit or stop entry price further than this many ticks from the mid is "
+        "refused.",
+    )
+    no_entry_before_close_min: float = Field(
+        default=15.0,
+        ge=0,
+        description="No new entries this many minutes before the trading session closes.",
+    )
+    no_entry_windows: list[str] = Field(
+        default_factory=lambda: ["16:00-17:00 America/Chicago", "23:45-00:45 America/New_York"],
+        description='Daily windows with no new entries, "HH:MM-HH:MM Area/City" (may cross '
+        "midnight): by default CME's daily maintenance break and IB's nightly reset.",
+    )
+    no_entry_on_roll_day: bool = Field(
+        default=True, description="No new entries on the day the front month rolls."
+    )
+    daily_loss_limit: float = Field(
+        default=1000.0,
+        gt=0,
+        description="USD. Realized + unrealized PnL of the day at or below minus this halts "
+        "trading.",
+    )
+    on_loss_limit: Literal["keep", "flatten"] = Field(
+        default="keep",
+        description='After the daily loss limit halts trading and cancels working entries: '
+        '"keep" leaves the position with its bracket, "flatten" closes it.',
+    )
+    max_consecutive_rejects: int = Field(
+        default=5, ge=1, description="Order rejections in a row that halt trading."
+    )
+
+    @field_validator("no_entry_windows")
+    @classmethod
+    def _windows(cls, windows: list[str]) -> list[str]:
+        for window in windows:
+            parse_window(window)
+        return windows
+
+    @field_validator("max_orders_per_minute")
+    @classmethod
+    def _per_minute(cls, value: int, info: ValidationInfo) -> int:
+        per_second = info.data.get("max_orders_per_second")
+        if per_second is not None and value < per_second:
+            raise ValueError("must be at least risk.max_orders_per_second")
+        return value
+
+
+class ExecutionSettings(_Section):
+    """How intents become orders at the broker."""
+
+    order_ref_prefix: str = Field(
+        default="ofd",
+        pattern=r"^[A-Za-z0-9_-]{1,16}$",
+        description="Prefix of every orderRef this daemon sends; orders with it are ours.",
+    )
+    max_messages_per_second: int = Field(
+        default=45,
+        ge=1,
+        le=50,
+        description="Messages to the gateway in any 1-second window, at most (IB's limit is 50).",
+    )
+    entry_timeout_s: Seconds = Field(
+        default=30.0, description="An entry limit order not filled by then is cancelled."
+    )
+    exit_through_ticks: int = Field(
+        default=2,
+        ge=0,
+        description="An exit moves the bracket's target this many ticks through the touch so "
+        "that it fills at once.",
+    )
+    child_tif: Literal["GTC", "DAY"] = Field(
+        default="GTC",
+        description='Time in force of the protective stop and target; "GTC" keeps them across '
+        "sessions.",
+    )
+    reconcile_timeout_s: Seconds = Field(
+        default=15.0,
+        description="Seconds for fetching positions, orders and executions after a connect.",
     )
 
 
@@ -431,6 +595,13 @@ class Settings(BaseSettings):
     flow: FlowSettings = Field(default_factory=FlowSettings, description=FlowSettings.__doc__)
     trading: TradingSettings = Field(
         default_factory=TradingSettings, description=TradingSettings.__doc__
+    )
+    strategy: StrategySettings = Field(
+        default_factory=StrategySettings, description=StrategySettings.__doc__
+    )
+    risk: RiskSettings = Field(default_factory=RiskSettings, description=RiskSettings.__doc__)
+    execution: ExecutionSettings = Field(
+        default_factory=ExecutionSettings, description=ExecutionSettings.__doc__
     )
     logging: LoggingSettings = Field(
         default_factory=LoggingSettings, description=LoggingSettings.__doc__

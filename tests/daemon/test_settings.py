@@ -235,8 +235,8 @@ def test_unknown_key_in_toml(tmp_path: Path) -> None:
 
 
 def test_unknown_section_in_toml(tmp_path: Path) -> None:
-    toml = write(tmp_path / "c.toml", "[risk]\nmax_position = 2\n")
-    assert refused(config_file=toml).startswith("risk: unknown key")
+    toml = write(tmp_path / "c.toml", "[risks]\nmax_position = 2\n")
+    assert refused(config_file=toml).startswith("risks: unknown key")
 
 
 def test_unknown_orderflowd_environment_variable() -> None:
