@@ -1,4 +1,4 @@
-"""The `orderflowd` command: run | debug | check-config | status | replay."""
+"""`orderflowd`: run | debug | check-config | status | replay | halt | resume | flatten."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from daemon.settings import EX_CONFIG, ConfigError, Settings, effective_config, 
 
 EX_DATAERR = 65
 EX_NOINPUT = 66
+EX_USAGE = 64
 EX_UNAVAILABLE = 69
+EX_SOFTWARE = 70
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--bar", help='bar length, e.g. "1min" (overrides flow.bar)')
     replay.add_argument("--out", type=Path, help="output CSV (default: standard output)")
+    for name, text in (
+        ("halt", "stop new entries and cancel working entries in the running daemon"),
+        ("resume", "allow new entries again after a halt"),
+        ("flatten", "halt, cancel all orders and close the position at market"),
+    ):
+        control = sub.add_parser(name, help=text)
+        common(control)
+        control.add_argument(
+            "--reason", default="operator", help="why, for the log and status (default: operator)"
+        )
+        if name == "flatten":
+            control.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     return parser
 
 
@@ -125,6 +139,7 @@ def _event_loop_run(main: Any) -> int:
 
 def _status(settings: Settings, as_json: bool) -> int:
     from daemon.runtime.status import read_status, status_line
+    from daemon.runtime.status_view import format_trading
 
     try:
         doc = read_status(Path(settings.paths.state_dir))
@@ -135,8 +150,67 @@ def _status(settings: Settings, as_json: bool) -> int:
             file=sys.stderr,
         )
         return EX_UNAVAILABLE
-    print(json.dumps(doc, indent=2) if as_json else status_line(doc))
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print("\n".join([status_line(doc), *format_trading(doc)]))
     return 0
+
+
+def _confirmed(command: str, yes: bool) -> bool | None:
+    """True to go ahead, False when the operator said no, None when nobody can be asked."""
+    if command != "flatten" or yes:
+        return True
+    if not sys.stdin.isatty():
+        return None
+    try:
+        answer = input(
+            "orderflowd: flatten cancels every order and closes the position. Go? [y/N] "
+        )
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _control(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.runtime.control import (
+        ControlError,
+        ControlUnavailable,
+        control_path,
+        send_command,
+    )
+
+    confirmed = _confirmed(args.command, getattr(args, "yes", False))
+    if confirmed is None:
+        print("orderflowd flatten: not a terminal; pass --yes to confirm", file=sys.stderr)
+        return EX_USAGE
+    if not confirmed:
+        print("orderflowd flatten: not confirmed; nothing sent", file=sys.stderr)
+        return 1
+    try:
+        reply = send_command(
+            control_path(Path(settings.paths.state_dir)), args.command, args.reason
+        )
+    except ControlUnavailable as exc:
+        print(f"orderflowd: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except ControlError as exc:
+        print(f"orderflowd {args.command}: {exc}", file=sys.stderr)
+        return EX_SOFTWARE
+    if reply.get("ok") is not True:
+        why = reply.get("error") or reply.get("message") or "refused (no reason given)"
+        print(f"orderflowd {args.command}: {why}", file=sys.stderr)
+        return 1
+    print(f"orderflowd: {_reply_text(reply)}")
+    return 0
+
+
+def _reply_text(reply: dict[str, Any]) -> str:
+    """The daemon's `message`, else its state and reason, e.g. `HALTED (operator: lunch)`."""
+    if reply.get("message"):
+        return str(reply["message"])
+    state = str(reply.get("state", "ok"))
+    return f"{state} ({reply['reason']})" if reply.get("reason") else state
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -154,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(settings, args.json)
     if args.command == "replay":
         return _replay(settings, args.ticks, args.out)
+    if args.command in ("halt", "resume", "flatten"):
+        return _control(settings, args)
     return _run(settings, args)
 
 

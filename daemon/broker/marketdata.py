@@ -132,6 +132,11 @@ class MarketData:
         self.ib.updateEvent += self._on_read  # after every socket read ib_async processed
         self._tap_wrapper()
 
+    @property
+    def details(self) -> list[ContractDetails]:
+        """Contract details of every listed expiry, as last fetched."""
+        return list(self._details)
+
     # --- time ---
 
     def market_now(self) -> datetime:

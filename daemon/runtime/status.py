@@ -22,15 +22,7 @@ from daemon.settings import mask_account
 STATUS_FILE = "status.json"
 
 
-@dataclass
-class TradingStatus:
-    """Filled by the trading layer once it exists; real zeros until then."""
-
-    trading_state: str = "DISABLED"
-    position: int = 0
-    realized_pnl: float = 0.0
-    unrealized_pnl: float = 0.0
-    working_orders: int = 0
+DISABLED_TRADING: dict[str, Any] = {"enabled": False, "state": "DISABLED"}
 
 
 @dataclass
@@ -41,7 +33,7 @@ class StatusInputs:
     feed: FeedStats
     started_wall: float
     started_mono: float
-    trading: TradingStatus = field(default_factory=TradingStatus)
+    trading: dict[str, Any] = field(default_factory=lambda: dict(DISABLED_TRADING))
     flow: FlowState | None = None
     loop_lag_s: float = 0.0
 
@@ -117,11 +109,7 @@ def snapshot(inputs: StatusInputs, now_mono: float) -> dict[str, Any]:
         "gateway_clock_offset_s": round(feed.clock_offset_s, 3),
         **flow_summary(inputs.flow),
         "loop_lag_s": round(inputs.loop_lag_s, 4),
-        "trading_state": inputs.trading.trading_state,
-        "position": inputs.trading.position,
-        "realized_pnl": inputs.trading.realized_pnl,
-        "unrealized_pnl": inputs.trading.unrealized_pnl,
-        "working_orders": inputs.trading.working_orders,
+        "trading": inputs.trading,
     }
 
 
@@ -144,6 +132,13 @@ def status_line(doc: dict[str, Any]) -> str:
         parts.append(f"CVD {doc['cvd_session']:+g}")
     if doc.get("reconnect_count"):
         parts.append(f"reconnects {doc['reconnect_count']}")
+    trading = doc.get("trading") or {}
+    if trading.get("enabled"):
+        parts.append(trading.get("state", "?"))
+        if trading.get("position") is not None:
+            parts.append(f"pos {trading['position']:+d}")
+        if trading.get("net_pnl") is not None:
+            parts.append(f"PnL {trading['net_pnl']:+.2f}")
     return " ".join(parts)
 
 

@@ -152,6 +152,24 @@ class Features:
         return bar
 
     @property
+    def last_price(self) -> float | None:
+        """Price of the last accepted print, O(1)."""
+        return None if self._last_tick is None else tick_price(self._last_tick)
+
+    @property
+    def quote(self) -> tuple[float | None, float | None]:
+        """The last accepted bid and ask, O(1); None where there is none yet."""
+        book = self._book
+        bid = None if book.bid_tick is None else tick_price(book.bid_tick)
+        ask = None if book.ask_tick is None else tick_price(book.ask_tick)
+        return bid, ask
+
+    @property
+    def clock(self) -> float | None:
+        """The newest event time seen (prints, quotes, advance); None before any."""
+        return None if self._clock == _NEVER else self._clock
+
+    @property
     def cvd_session(self) -> float:
         """Session CVD now, O(1): the session's closed bars plus the open bar if it is in it."""
         bar, totals = self._bar, self._session

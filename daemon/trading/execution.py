@@ -1,0 +1,538 @@
+"""Orders at the broker: brackets out, broker messages in, the journal written first.
+
+Sending: every order is written to the journal (status ``Journaled``) and committed *before*
+it goes on the wire, with an orderRef unique to it (``<intent>-P``/``-S``/``-T``). A bracket is
+parent (LMT or MKT) + target (LMT) + stop (STP) in one OCA group; only the last carries
+``transmit=True``, so nothing reaches the exchange half-built. Order ids come from the gateway's
+``nextValidId`` (``client.getReqId``). Changes are modifies (same order id), never
+cancel-and-replace. Messages go straight through ``ib.client`` so that ib_async's local
+guesses (it marks an order Cancelled on some errors) never stand in for the broker's word.
+
+Receiving: the decoder's ``openOrder``, ``orderStatus``, ``completedOrder``, ``execDetails``
+and ``commissionReport`` calls are tapped one by one, live and in reply to requests alike.
+Executions are journaled by execId (a redelivered fill is recognised and counted once); an
+order's status is whatever the broker last said.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from ib_async import IB, Contract, Order
+
+from daemon.flow.ticks import TICK_SIZE
+from daemon.settings import ExecutionSettings
+from daemon.trading.journal import ExecRow, Journal, NewOrder
+from daemon.trading.orders import DONE_STATUSES, JOURNALED, ROLE_SUFFIX, OrderRecord, Role
+
+log = structlog.get_logger("daemon.trading.execution")
+
+_UNSET = 1.7976931348623157e308  # IB's unset double
+_REJECT_CODES = frozenset({103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147})
+
+
+@dataclass(frozen=True, slots=True)
+class FillReport:
+    """One new execution of ours (never a redelivered one)."""
+
+    exec_id: str
+    ref: str | None
+    side: str  # BUY | SELL
+    shares: int
+    price: float
+    time: float
+    con_id: int
+
+
+def round_to_tick(price: float) -> float:
+    return round(round(price / TICK_SIZE) * TICK_SIZE, 2)
+
+
+def _price(value: float | Decimal | None) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return None if number >= _UNSET or math.isnan(number) else number
+
+
+class Executor:
+    """Sends orders, follows what the broker says about them, and journals both."""
+
+    def __init__(
+        self,
+        ib: IB,
+        journal: Journal,
+        settings: ExecutionSettings,
+        *,
+        on_fill: Callable[[FillReport], None],
+        on_order: Callable[[OrderRecord, str], None],
+        on_reject: Callable[[OrderRecord | None, int, str], None],
+        day_of: Callable[[float], str],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.ib = ib
+        self.journal = journal
+        self.settings = settings
+        self.prefix = settings.order_ref_prefix + "-"
+        self.contract: Contract | None = None
+        self.account = ""
+        self.orders: dict[str, OrderRecord] = {}
+        self._by_id: dict[tuple[int, int], str] = {}
+        self._by_perm: dict[int, str] = {}
+        self.seen_at_broker: set[str] = set()  # refs the broker reported since the last connect
+        self.messages_sent = 0
+        self.new_fills = 0  # executions journaled for the first time
+        self._on_fill = on_fill
+        self._on_order = on_order
+        self._on_reject = on_reject
+        self._day_of = day_of
+        self._wall = wall
+        self._load()
+        self._tap_wrapper()
+        ib.errorEvent += self._on_error
+
+    # --- state ---
+
+    def _load(self) -> None:
+        for row in self.journal.orders():
+            rec = OrderRecord(
+                ref=row.ref,
+                role=Role(row.role),
+                intent_ref=row.intent_ref,
+                parent_ref=row.parent_ref,
+                client_id=row.client_id,
+                order_id=row.order_id or 0,
+                action=row.action,
+                quantity=row.quantity,
+                order_type=row.order_type,
+                lmt_price=row.lmt_price,
+                aux_price=row.aux_price,
+                tif=row.tif,
+                oca_group=row.oca_group or "",
+                status=row.status,
+                perm_id=row.perm_id,
+                filled=row.filled or 0,
+                avg_fill_price=row.avg_fill_price,
+                created=row.created,
+            )
+            self._index(rec)
+
+    def _index(self, rec: OrderRecord) -> None:
+        self.orders[rec.ref] = rec
+        self._by_id[(rec.client_id, rec.order_id)] = rec.ref
+        if rec.perm_id:
+            self._by_perm[rec.perm_id] = rec.ref
+
+    def live(self) -> list[OrderRecord]:
+        return [r for r in self.orders.values() if r.live]
+
+    def children(self, parent_ref: str) -> list[OrderRecord]:
+        return [r for r in self.orders.values() if r.parent_ref == parent_ref]
+
+    def is_ours(self, order_ref: str) -> bool:
+        return order_ref.startswith(self.prefix)
+
+    def forget_session(self) -> None:
+        """A new socket: what the broker reported must be heard again."""
+        self.seen_at_broker.clear()
+
+    # --- sending ---
+
+    def _new_order(
+        self,
+        ref: str,
+        role: Role,
+        intent_ref: str | None,
+        parent: OrderRecord | None,
+        action: str,
+        quantity: int,
+        order_type: str,
+        lmt_price: float | None,
+        aux_price: float | None,
+        tif: str,
+        oca_group: str,
+        now: float,
+    ) -> OrderRecord:
+        return OrderRecord(
+            ref=ref,
+            role=role,
+            intent_ref=intent_ref,
+            parent_ref=parent.ref if parent else None,
+            client_id=self.ib.client.clientId,
+            order_id=self.ib.client.getReqId(),
+            action=action,
+            quantity=quantity,
+            order_type=order_type,
+            lmt_price=lmt_price,
+            aux_price=aux_price,
+            tif=tif,
+            oca_group=oca_group,
+            created=now,
+        )
+
+    def send_bracket(
+        self,
+        intent_ref: str,
+        action: str,
+        quantity: int,
+        entry_type: str,
+        entry_price: float | None,
+        stop_price: float,
+        target_price: float,
+        now: float,
+    ) -> list[OrderRecord]:
+        """Journal, then send, a bracket; returns [parent, target, stop]."""
+        exit_action = "SELL" if action == "BUY" else "BUY"
+        oca = f"{intent_ref}-oca"
+        child_tif = self.settings.child_tif
+        parent = self._new_order(
+            f"{intent_ref}-{ROLE_SUFFIX[Role.ENTRY]}", Role.ENTRY, intent_ref, None, action,
+            quantity, entry_type, entry_price, None, "DAY", "", now,
+        )  # fmt: skip
+        target = self._new_order(
+            f"{intent_ref}-{ROLE_SUFFIX[Role.TARGET]}", Role.TARGET, intent_ref, parent,
+            exit_action, quantity, "LMT", target_price, None, child_tif, oca, now,
+        )  # fmt: skip
+        stop = self._new_order(
+            f"{intent_ref}-{ROLE_SUFFIX[Role.STOP]}", Role.STOP, intent_ref, parent,
+            exit_action, quantity, "STP", None, stop_price, child_tif, oca, now,
+        )  # fmt: skip
+        bracket = [parent, target, stop]
+        self._journal_and_send(bracket, now)
+        return bracket
+
+    def send_close(
+        self,
+        ref: str,
+        role: Role,
+        intent_ref: str | None,
+        action: str,
+        quantity: int,
+        lmt_price: float | None,
+        now: float,
+    ) -> OrderRecord:
+        """Journal, then send, one closing order (MKT when ``lmt_price`` is None)."""
+        order_type = "MKT" if lmt_price is None else "LMT"
+        rec = self._new_order(
+            ref, role, intent_ref, None, action, quantity, order_type, lmt_price, None, "DAY", "",
+            now,
+        )  # fmt: skip
+        self._journal_and_send([rec], now)
+        return rec
+
+    def _journal_and_send(self, records: list[OrderRecord], now: float) -> None:
+        self.journal.record_orders([self._journal_row(r) for r in records])
+        for rec in records:
+            self._index(rec)
+        last = len(records) - 1
+        for i, rec in enumerate(records):
+            self._place(rec, transmit=i == last)
+        log.info(
+            "orders_sent",
+            refs=[r.ref for r in records],
+            action=records[0].action,
+            quantity=records[0].quantity,
+            types=[r.order_type for r in records],
+            prices=[r.price for r in records],
+        )
+
+    def _journal_row(self, rec: OrderRecord) -> NewOrder:
+        return NewOrder(
+            ref=rec.ref,
+            intent_ref=rec.intent_ref,
+            role=rec.role.value,
+            client_id=rec.client_id,
+            order_id=rec.order_id,
+            parent_ref=rec.parent_ref,
+            action=rec.action,
+            quantity=rec.quantity,
+            order_type=rec.order_type,
+            lmt_price=rec.lmt_price,
+            aux_price=rec.aux_price,
+            tif=rec.tif,
+            oca_group=rec.oca_group,
+            created=self._wall(),
+        )
+
+    def _ib_order(self, rec: OrderRecord, *, transmit: bool = True) -> Order:
+        parent_id = 0
+        if rec.parent_ref is not None and rec.parent_ref in self.orders:
+            parent_id = self.orders[rec.parent_ref].order_id
+        order = Order(
+            orderId=rec.order_id,
+            clientId=rec.client_id,
+            action=rec.action,
+            totalQuantity=rec.quantity,
+            orderType=rec.order_type,
+            tif=rec.tif,
+            orderRef=rec.ref,
+            transmit=transmit,
+            parentId=parent_id,
+            outsideRth=True,
+            account=self.account,
+        )
+        if rec.lmt_price is not None:
+            order.lmtPrice = rec.lmt_price
+        if rec.aux_price is not None:
+            order.auxPrice = rec.aux_price
+        if rec.oca_group:
+            order.ocaGroup = rec.oca_group
+            order.ocaType = 1
+        return order
+
+    def _place(self, rec: OrderRecord, *, transmit: bool = True) -> None:
+        assert self.contract is not None, "no contract to trade"
+        place: Callable[[int, Contract, Order], None] = self.ib.client.placeOrder
+        place(rec.order_id, self.contract, self._ib_order(rec, transmit=transmit))
+        self.messages_sent += 1
+
+    def modify(
+        self, rec: OrderRecord, *, lmt_price: float | None = None, quantity: int | None = None
+    ) -> None:
+        """Change a working order in place (same order id): price or quantity."""
+        if lmt_price is not None:
+            rec.lmt_price = lmt_price
+        if quantity is not None:
+            rec.quantity = quantity
+        self.journal.update_order(
+            rec.ref, time=self._wall(), detail=f"modify lmt={rec.lmt_price} qty={rec.quantity}"
+        )
+        self._place(rec)
+        log.info("order_modified", ref=rec.ref, lmt_price=rec.lmt_price, quantity=rec.quantity)
+
+    def cancel(self, rec: OrderRecord, reason: str) -> None:
+        cancel: Callable[[int, str], None] = self.ib.client.cancelOrder
+        cancel(rec.order_id, "")
+        self.messages_sent += 1
+        log.info("order_cancel_sent", ref=rec.ref, reason=reason)
+
+    # --- receiving ---
+
+    def _tap_wrapper(self) -> None:
+        wrapper = self.ib.wrapper
+        original_open = wrapper.openOrder
+        original_status = wrapper.orderStatus
+        original_completed = wrapper.completedOrder
+        original_exec = wrapper.execDetails
+        original_commission = wrapper.commissionReport
+
+        def open_order(orderId: int, contract: Contract, order: Order, orderState: Any) -> None:
+            self._guard(self._open_order, order, orderState.status)
+            original_open(orderId, contract, order, orderState)
+
+        def order_status(
+            orderId: int, status: str, filled: float, remaining: float, avgFillPrice: float,
+            permId: int, parentId: int, lastFillPrice: float, clientId: int, whyHeld: str,
+            mktCapPrice: float = 0.0,
+        ) -> None:  # fmt: skip
+            self._guard(self._order_status, clientId, orderId, permId, status, filled, avgFillPrice)
+            original_status(
+                orderId, status, filled, remaining, avgFillPrice, permId, parentId,
+                lastFillPrice, clientId, whyHeld, mktCapPrice,
+            )  # fmt: skip
+
+        def completed_order(contract: Contract, order: Order, orderState: Any) -> None:
+            self._guard(self._open_order, order, orderState.status)
+            original_completed(contract, order, orderState)
+
+        def exec_details(reqId: int, contract: Contract, execution: Any) -> None:
+            self._guard(self._execution, contract, execution)
+            original_exec(reqId, contract, execution)
+
+        def commission_report(report: Any) -> None:
+            self._guard(self._commission, report)
+            original_commission(report)
+
+        # The decoder looks these up on the wrapper instance at every message.
+        wrapper.openOrder = open_order  # type: ignore[method-assign]
+        wrapper.orderStatus = order_status  # type: ignore[method-assign]
+        wrapper.completedOrder = completed_order  # type: ignore[method-assign]
+        wrapper.execDetails = exec_details  # type: ignore[method-assign]
+        wrapper.commissionReport = commission_report  # type: ignore[method-assign,assignment]
+
+    @staticmethod
+    def _guard(handler: Callable[..., None], *args: Any) -> None:
+        try:
+            handler(*args)
+        except Exception as exc:  # a bad broker message must not break the decoder
+            log.error("broker_message_failed", handler=handler.__name__, error=repr(exc))
+
+    def _record_for(
+        self, client_id: int, order_id: int, perm_id: int, ref: str
+    ) -> OrderRecord | None:
+        key = self._by_id.get((client_id, order_id)) if order_id else None
+        if key is None and perm_id:
+            key = self._by_perm.get(perm_id)
+        if key is None and ref:
+            key = ref if ref in self.orders else None
+        return None if key is None else self.orders.get(key)
+
+    def _open_order(self, order: Order, status: str) -> None:
+        ref = order.orderRef or ""
+        rec = self._record_for(order.clientId, order.orderId, order.permId, ref)
+        if rec is None:
+            if not self.is_ours(ref):
+                return
+            rec = self._adopt(order, status)
+        self.seen_at_broker.add(rec.ref)
+        if order.permId and rec.perm_id != order.permId:
+            rec.perm_id = order.permId
+            self._by_perm[order.permId] = rec.ref
+            self.journal.update_order(rec.ref, perm_id=order.permId, time=self._wall())
+        if order.orderId and (rec.client_id, rec.order_id) != (order.clientId, order.orderId):
+            rec.client_id, rec.order_id = order.clientId, order.orderId
+            self._by_id[(rec.client_id, rec.order_id)] = rec.ref
+            self.journal.update_order(rec.ref, order_id=order.orderId, time=self._wall())
+        if order.totalQuantity and order.totalQuantity == int(order.totalQuantity):
+            rec.quantity = int(order.totalQuantity)
+        if status:
+            self._set_status(rec, status, rec.filled, rec.avg_fill_price)
+
+    def _adopt(self, order: Order, status: str) -> OrderRecord:
+        ref = order.orderRef
+        suffix = ref.rsplit("-", 1)[-1]
+        role = {v: k for k, v in ROLE_SUFFIX.items()}.get(suffix, Role.ADOPTED)
+        intent_ref = ref.rsplit("-", 1)[0] if role is not Role.ADOPTED else None
+        if intent_ref is not None and self.journal.intent(intent_ref) is None:
+            intent_ref = None
+        parent_ref = None
+        if order.parentId:
+            parent_ref = self._by_id.get((order.clientId, order.parentId))
+        rec = OrderRecord(
+            ref=ref,
+            role=role,
+            intent_ref=intent_ref,
+            parent_ref=parent_ref,
+            client_id=order.clientId,
+            order_id=order.orderId,
+            action=order.action,
+            quantity=int(order.totalQuantity),
+            order_type=order.orderType,
+            lmt_price=_price(order.lmtPrice),
+            aux_price=_price(order.auxPrice),
+            tif=order.tif or "DAY",
+            oca_group=order.ocaGroup or "",
+            status=JOURNALED,
+            perm_id=order.permId or None,
+        )
+        self.journal.record_orders([self._journal_row(rec)])
+        self.journal.record_event(
+            "adopt", self._wall(), ref=ref, perm_id=order.permId, status=status
+        )
+        self._index(rec)
+        log.warning("order_adopted", ref=ref, perm_id=order.permId, status=status)
+        return rec
+
+    def _order_status(
+        self, client_id: int, order_id: int, perm_id: int, status: str, filled: float, avg: float
+    ) -> None:
+        rec = self._record_for(client_id, order_id, perm_id, "")
+        if rec is None:
+            return
+        self.seen_at_broker.add(rec.ref)
+        if perm_id and rec.perm_id != perm_id:
+            rec.perm_id = perm_id
+            self._by_perm[perm_id] = rec.ref
+            self.journal.update_order(rec.ref, perm_id=perm_id, time=self._wall())
+        self._set_status(rec, status, int(filled), _price(avg) if filled else None)
+
+    def _set_status(self, rec: OrderRecord, status: str, filled: int, avg: float | None) -> None:
+        if rec.status in DONE_STATUSES and status not in DONE_STATUSES:
+            return  # a late message about an order already done
+        if status == rec.status and filled == rec.filled:
+            return
+        old = rec.status
+        rec.status = status
+        rec.filled = max(rec.filled, filled)
+        if avg is not None:
+            rec.avg_fill_price = avg
+        self.journal.update_order(
+            rec.ref,
+            status=status,
+            filled=rec.filled,
+            remaining=rec.remaining,
+            avg_fill_price=rec.avg_fill_price,
+            time=self._wall(),
+        )
+        if old != status:
+            log.info("order_status", ref=rec.ref, status=status, previous=old, filled=rec.filled)
+        self._on_order(rec, old)
+
+    def _execution(self, contract: Contract, ex: Any) -> None:
+        ref = ex.orderRef or ""
+        rec = self._record_for(ex.clientId, ex.orderId, ex.permId, ref)
+        if rec is None and not self.is_ours(ref):
+            return  # not ours: a manual trade shows up as a position mismatch instead
+        side = {"BOT": "BUY", "SLD": "SELL"}.get(ex.side, ex.side)
+        shares = int(ex.shares)
+        when = ex.time.timestamp() if hasattr(ex.time, "timestamp") else self._wall()
+        con_id = contract.conId
+        row = ExecRow(
+            exec_id=ex.execId,
+            order_ref=rec.ref if rec else ref,
+            perm_id=ex.permId,
+            order_id=ex.orderId,
+            client_id=ex.clientId,
+            time=when,
+            day=self._day_of(when),
+            con_id=con_id,
+            account=ex.acctNumber,
+            side=side,
+            shares=shares,
+            price=float(ex.price),
+            cum_qty=int(ex.cumQty),
+            avg_price=float(ex.avgPrice),
+        )
+        new = self.journal.record_execution(row)
+        if not new:
+            return
+        self.new_fills += 1
+        log.info(
+            "fill",
+            ref=rec.ref if rec else ref,
+            exec_id=ex.execId,
+            side=side,
+            shares=shares,
+            price=float(ex.price),
+        )
+        self._on_fill(
+            FillReport(
+                ex.execId, rec.ref if rec else ref, side, shares, float(ex.price), when, con_id
+            )
+        )
+
+    def _commission(self, report: Any) -> None:
+        realized = _price(report.realizedPNL)
+        commission = _price(report.commission)
+        if commission is not None:
+            self.journal.set_commission(report.execId, commission, realized)
+
+    def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
+        if req_id <= 0 or code not in _REJECT_CODES:
+            return
+        ref = self._by_id.get((self.ib.client.clientId, req_id))
+        rec = None if ref is None else self.orders.get(ref)
+        if rec is None:
+            return
+        log.warning("order_rejected", ref=rec.ref, code=code, message=message)
+        self.journal.record_event("reject", self._wall(), ref=rec.ref, code=code, message=message)
+        if rec.perm_id is None and rec.status in (JOURNALED, "PendingSubmit"):
+            # Refused before the broker ever acknowledged it: the error is its final word. (An
+            # acknowledged order that gets an error, e.g. a refused modify, keeps its status.)
+            self._set_status(rec, "Inactive", rec.filled, rec.avg_fill_price)
+        self._on_reject(rec, code, message)
+
+    # --- reconcile support ---
+
+    def abandon(self, records: Iterable[OrderRecord], why: str) -> None:
+        """Journaled but never acknowledged, and unknown at the broker: they were never sent."""
+        for rec in records:
+            rec.status = "Abandoned"
+            self.journal.update_order(rec.ref, status="Abandoned", time=self._wall(), detail=why)
+            log.warning("order_abandoned", ref=rec.ref, reason=why)

@@ -1,0 +1,691 @@
+"""The trading loop: strategy intents through risk into brackets, fills into position and PnL.
+
+`Trader` sits between the order flow and the broker. Market events pass through it into the
+extractor; closed bars (and, for strategies that want them, accepted trades) go to the strategy;
+an intent becomes, after the risk checks, cancels of entries it no longer wants, an exit (the
+bracket's target moved through the market: a modify, and the stop stays until the OCA group
+cancels it), or a new bracket. After every (re)connect the broker's state is reconciled before
+any order is allowed; a mismatch halts trading and says what differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from ib_async import IB
+
+from daemon.broker import contracts
+from daemon.broker.connection import Connection
+from daemon.broker.marketdata import MarketData
+from daemon.flow.events import MarketEvent
+from daemon.flow.extractor import FlowState, OrderFlow
+from daemon.flow.features import Bar
+from daemon.flow.sessions import SessionSchedule
+from daemon.flow.ticks import TICK_SIZE
+from daemon.settings import Settings
+from daemon.trading.execution import Executor, FillReport, round_to_tick
+from daemon.trading.journal import Journal
+from daemon.trading.ledger import Ledger
+from daemon.trading.model import EntryType, Intent, Refusal, StrategyView, TradeUpdate, TradingState
+from daemon.trading.orders import JOURNALED, OrderRecord, Role
+from daemon.trading.reconcile import reconcile
+from daemon.trading.risk import OrderCheck, OrderKind, RiskContext, RiskManager
+from daemon.trading.strategy import Strategy
+
+log = structlog.get_logger("daemon.trading.trader")
+
+CME_ZONE = ZoneInfo("America/Chicago")
+ES_MULTIPLIER = 50.0
+FLATTEN_WAIT_S = 10.0
+_ACCEPTED = frozenset({"PreSubmitted", "Submitted", "Filled"})
+
+
+def trading_day(schedule: SessionSchedule, t: float) -> str:
+    """The CME trading day of market time ``t``: the date its Globex session ends on."""
+    span = schedule.globex_at(t)
+    end = span.end if span is not None else t
+    return datetime.fromtimestamp(end, CME_ZONE).date().isoformat()
+
+
+def _sign(x: int) -> int:
+    return (x > 0) - (x < 0)
+
+
+class Trader:
+    """Strategy → risk → execution, the position and PnL, and the operator's commands."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        conn: Connection,
+        flow: OrderFlow,
+        market: MarketData,
+        schedule: SessionSchedule,
+        journal: Journal,
+        strategy: Strategy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.enabled = settings.trading.enabled
+        self.conn = conn
+        self.ib = conn.ib
+        self.flow = flow
+        self.market = market
+        self.schedule = schedule
+        self.journal = journal
+        self.strategy = strategy
+        self.risk = RiskManager(settings.risk, clock=clock, on_state=self._on_state)
+        self.executor = Executor(
+            conn.ib,
+            journal,
+            settings.execution,
+            on_fill=self._on_fill,
+            on_order=self._on_order,
+            on_reject=self._on_reject,
+            day_of=lambda t: trading_day(schedule, t),
+            wall=wall,
+        )
+        self._wall = wall
+        self.reconciled = False
+        self.last_reconcile: dict[str, Any] | None = None
+        self.mismatches: list[str] = []
+        self.offsets: dict[int, int] = {}
+        self.ledger = Ledger(ES_MULTIPLIER)
+        self.day_realized = 0.0
+        self.day_commissions = 0.0
+        self.day = ""
+        self._pending_flip: tuple[Intent, str, float] | None = None
+        self._trades_seen = 0
+        self._fills_at_disconnect = 0
+        self._volume_seen = 0.0
+        self._changed = asyncio.Event()
+        self._flattening: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._load_offsets()
+        self.rebuild_pnl()
+        conn.on_session(self._on_session)
+        conn.on_disconnect(self._on_disconnect)
+
+    # --- market input (called from the decoder: synchronous, fast) ---
+
+    def on_event(self, ev: MarketEvent) -> None:
+        """Every market event: into the extractor; accepted trades to a strategy that wants them."""
+        flow = self.flow
+        flow.on_event(ev)
+        if not self.strategy.wants_trades or flow.trades == self._trades_seen:
+            return
+        count = flow.trades - self._trades_seen
+        self._trades_seen = flow.trades
+        volume = sum(flow.volume_by_method.values())
+        size, self._volume_seen = volume - self._volume_seen, volume
+        last = flow.features.last_price
+        t = flow.last_trade_time
+        if last is None or t is None:
+            return
+        update = TradeUpdate(time=t, price=last, size=size, trades=count)
+        intent = self.strategy.on_trade(update, self.view(t, None))
+        if intent is not None:
+            self.handle_intent(intent, t, None)
+
+    def on_bar(self, bar: Bar) -> None:
+        """A closed bar: the strategy decides with the full flow state."""
+        state = self.flow.state()
+        intent = self.strategy.on_bar(bar, self.view(bar.end, state))
+        if intent is not None:
+            self.handle_intent(intent, bar.end, state)
+
+    # --- what the strategy sees ---
+
+    @property
+    def position(self) -> int | None:
+        """Our position in the front contract; None when it cannot be trusted."""
+        if not self.reconciled or not self.conn.ready:
+            return None
+        return self._raw_position()
+
+    def _raw_position(self) -> int:
+        con_id = self._con_id()
+        return self.ledger.position if con_id is None else self._position_of(con_id)
+
+    def _position_of(self, con_id: int) -> int:
+        return self.journal.journal_position(con_id) + self.offsets.get(con_id, 0)
+
+    def _con_id(self) -> int | None:
+        contract = self.market.contract
+        return None if contract is None else contract.conId
+
+    def working_entries(self) -> int:
+        return sum(r.sign * r.remaining for r in self.executor.live() if r.role is Role.ENTRY)
+
+    def view(self, t: float, state: FlowState | None) -> StrategyView:
+        health = state.health if state is not None else self.flow.health
+        return StrategyView(
+            time=t,
+            health=health,
+            connected=self.conn.ready,
+            trading_state=self.risk.state,
+            position=self.position,
+            working_entries=self.working_entries(),
+            flow=state,
+        )
+
+    # --- intents ---
+
+    def handle_intent(self, intent: Intent, now: float, state: FlowState | None) -> None:
+        """Turn an intent into cancels, an exit or a bracket; each step passes the risk checks."""
+        if not self.enabled:
+            return
+        position = self.position
+        if position is None:
+            log.info("intent_ignored", reason="position not trusted", target=intent.target)
+            return
+        working = self.working_entries()
+        if intent.target == position + working and self._pending_flip is None:
+            return
+        if state is None:
+            state = self.flow.state()
+        self._roll_day(now)
+        ref = self.journal.next_intent_ref(self.settings.execution.order_ref_prefix, self.day)
+        self.journal.record_intent(
+            ref,
+            time=self._wall(),
+            day=self.day,
+            target=intent.target,
+            entry=intent.entry.value,
+            offset_ticks=intent.offset_ticks,
+            stop_ticks=intent.stop_ticks,
+            target_ticks=intent.target_ticks,
+            reason=intent.reason,
+        )
+        log.info("intent", ref=ref, target=intent.target, position=position, reason=intent.reason)
+        self._pending_flip = None
+        want = intent.target - position
+        ctx = self._context(now, state)
+        for rec in self.executor.live():
+            if rec.role is Role.ENTRY and rec.remaining > 0 and rec.sign != _sign(want):
+                self._cancel(rec, ctx, f"intent {ref} wants {intent.target}")
+        reducing = position != 0 and (
+            _sign(intent.target) != _sign(position) or abs(intent.target) < abs(position)
+        )
+        if reducing:
+            close = (
+                abs(position)
+                if _sign(intent.target) != _sign(position)
+                else abs(position) - abs(intent.target)
+            )
+            self._exit(ref, position, close, ctx)
+            if intent.target != 0 and _sign(intent.target) != _sign(position):
+                self._pending_flip = (intent, ref, now)  # the entry follows once flat
+            else:
+                self.journal.set_intent_status(ref, "sent")
+            return
+        self._enter(ref, intent, position + self.working_entries(), ctx, state)
+
+    def _enter(
+        self, ref: str, intent: Intent, current: int, ctx: RiskContext, state: FlowState
+    ) -> None:
+        qty = abs(intent.target - current)
+        if qty == 0 or _sign(intent.target - current) != _sign(intent.target):
+            self.journal.set_intent_status(ref, "done", "nothing to enter")
+            return
+        action = "BUY" if intent.target > current else "SELL"
+        f = state.features
+        near = f.bid if action == "BUY" else f.ask
+        far = f.ask if action == "BUY" else f.bid
+        step = TICK_SIZE if action == "BUY" else -TICK_SIZE
+        if intent.entry is EntryType.MKT:
+            entry_price = None
+            reference = far
+        else:
+            entry_price = None if near is None else round_to_tick(near + step * intent.offset_ticks)
+            reference = entry_price
+        check = OrderCheck(OrderKind.ENTRY, action, qty, entry_price, messages=3, new_orders=3)
+        refusal = self.risk.check(check, ctx)
+        if refusal is None and reference is None:
+            refusal = Refusal("price_collar", "no quote to price the entry from")
+        if refusal is not None or reference is None:
+            assert refusal is not None
+            self.journal.set_intent_status(ref, "refused", f"{refusal.rule}: {refusal.detail}")
+            self.journal.record_event(
+                "refusal", self._wall(), ref=ref, rule=refusal.rule, detail=refusal.detail
+            )
+            return
+        stop = round_to_tick(reference - step * intent.stop_ticks)
+        target = round_to_tick(reference + step * intent.target_ticks)
+        self.executor.send_bracket(
+            ref, action, qty, intent.entry.value, entry_price, stop, target, ctx.now
+        )
+        self.risk.record_sent(3)
+        self.journal.set_intent_status(ref, "sent")
+
+    def _exit(self, ref: str, position: int, close: int, ctx: RiskContext) -> None:
+        """Close ``close`` contracts: brackets' targets through the market, newest first."""
+        side = _sign(position)
+        action = "SELL" if side > 0 else "BUY"
+        through = self.settings.execution.exit_through_ticks * TICK_SIZE
+        price = None
+        if ctx.bid is not None and ctx.ask is not None:
+            price = round_to_tick(ctx.bid - through if side > 0 else ctx.ask + through)
+        entries = [
+            r for r in self.executor.orders.values() if r.role is Role.ENTRY and r.filled > 0
+        ]
+        for parent in sorted(entries, key=lambda r: r.created, reverse=True):
+            if close <= 0:
+                break
+            kids = self.executor.children(parent.ref)
+            held = parent.filled - sum(k.filled for k in kids)
+            target = next((k for k in kids if k.role is Role.TARGET and k.live), None)
+            if held <= 0 or target is None or price is None:
+                continue
+            refusal = self.risk.check(OrderCheck(OrderKind.MODIFY, action, held, price), ctx)
+            if refusal is not None:
+                continue
+            self.executor.modify(target, lmt_price=price)
+            self.risk.record_sent(1)
+            close -= held
+        if close > 0:
+            check = OrderCheck(OrderKind.EXIT, action, close, price, new_orders=1)
+            if self.risk.check(check, ctx) is None:
+                self.executor.send_close(f"{ref}-X", Role.EXIT, ref, action, close, price, ctx.now)
+                self.risk.record_sent(1)
+
+    def _cancel(self, rec: OrderRecord, ctx: RiskContext | None, reason: str) -> None:
+        if rec.status == JOURNALED and rec.perm_id is None and not self.conn.ready:
+            return
+        self.executor.cancel(rec, reason)
+        self.risk.record_sent(1)
+
+    def _context(self, now: float, state: FlowState | None) -> RiskContext:
+        bid, ask = self.flow.features.quote
+        span = self.schedule.globex_at(now)
+        return RiskContext(
+            now=now,
+            position=self.position,
+            working_entries=self.working_entries(),
+            working_orders=sum(
+                1 for r in self.executor.live() if r.status != JOURNALED or r.perm_id
+            ),
+            bid=bid,
+            ask=ask,
+            health=state.health if state is not None else self.flow.health,
+            connection_ready=self.conn.ready,
+            reconciled=self.reconciled,
+            session_end=None if span is None else span.end,
+            roll_day=self._roll_day_at(now),
+        )
+
+    def _roll_day_at(self, now: float) -> bool:
+        if not self.settings.risk.no_entry_on_roll_day:
+            return False
+        roll_days = self.settings.instrument.roll_days_before_expiry
+        for details in self.market.details:
+            try:
+                start = contracts.roll_time(details, roll_days).timestamp()
+            except (ValueError, AttributeError):
+                continue
+            if start <= now < start + timedelta(days=1).total_seconds():
+                return True
+        return False
+
+    # --- broker events ---
+
+    def _on_fill(self, fill: FillReport) -> None:
+        self.risk.record_fill()
+        self.rebuild_pnl()
+        self._changed.set()
+
+    def _on_order(self, rec: OrderRecord, old: str) -> None:
+        if rec.status in _ACCEPTED and old in (JOURNALED, "PendingSubmit"):
+            self.risk.record_accepted()
+        if rec.role is Role.ENTRY and not rec.live and rec.intent_ref:
+            self.journal.set_intent_status(rec.intent_ref, "done", f"entry {rec.status}")
+        self._changed.set()
+
+    def _on_reject(self, rec: OrderRecord | None, code: int, message: str) -> None:
+        if rec is not None and rec.role in (Role.STOP, Role.TARGET):
+            return  # a child follows its parent's fate; count the bracket once
+        if rec is not None and rec.intent_ref:
+            self.journal.set_intent_status(rec.intent_ref, "rejected", f"{code}: {message}")
+        if self.risk.record_reject(code, message):
+            self._spawn(self.cancel_entries("rejects"))
+
+    def _on_state(self, old: TradingState, new: TradingState, reason: str) -> None:
+        kind = {"HALTED": "halt", "REDUCING": "reduce", "ACTIVE": "resume"}[new.value]
+        self.journal.record_event(kind, self._wall(), previous=old.value, reason=reason)
+
+    # --- (re)connect ---
+
+    async def _on_session(self, ib: IB) -> None:
+        self.reconciled = False
+        self.executor.account = self.conn.account or ""
+        self.executor.contract = self.market.contract
+        self.journal.record_event(
+            "connect", self._wall(), client_id=ib.client.clientId, port=self.conn.status.port
+        )
+        result = await reconcile(
+            ib,
+            self.executor,
+            self.journal,
+            symbol=self.settings.instrument.symbol,
+            account=self.conn.account or "",
+            offsets=self.offsets,
+            wait_s=self.settings.execution.reconcile_timeout_s,
+        )
+        result.recovered_fills = self.executor.new_fills - self._fills_at_disconnect
+        self._fills_at_disconnect = self.executor.new_fills
+        self.rebuild_pnl()
+        self.mismatches = result.mismatches
+        self.last_reconcile = {
+            "at": self._wall(),
+            "ok": result.ok,
+            "recovered_fills": result.recovered_fills,
+            "abandoned": result.abandoned,
+            "live_orders": result.live_orders,
+            "mismatches": result.mismatches,
+        }
+        self.journal.record_event("reconcile", self._wall(), **self.last_reconcile)
+        con_id = self._con_id()
+        if con_id is not None:
+            self.journal.record_position(
+                time=self._wall(),
+                con_id=con_id,
+                account=self.conn.account or "",
+                broker_qty=result.broker_positions.get(con_id, 0),
+                journal_qty=self._position_of(con_id),
+                avg_cost=self.ledger.avg_price or 0.0,
+                source="reconcile",
+            )
+        log.info(
+            "reconciled",
+            ok=result.ok,
+            recovered_fills=result.recovered_fills,
+            abandoned=len(result.abandoned),
+            live_orders=result.live_orders,
+            position=self._raw_position(),
+        )
+        if not result.ok:
+            for line in result.mismatches:
+                log.error("reconcile_mismatch", detail=line)
+            self.journal.record_event("mismatch", self._wall(), mismatches=result.mismatches)
+            self.risk.halt("reconcile mismatch: " + "; ".join(result.mismatches))
+            return
+        self.reconciled = True
+        self._changed.set()
+
+    def _on_disconnect(self) -> None:
+        self.reconciled = False
+        self._fills_at_disconnect = self.executor.new_fills
+        self.executor.forget_session()
+        self.journal.record_event("disconnect", self._wall())
+
+    # --- PnL ---
+
+    def rebuild_pnl(self) -> None:
+        """Position, average price and the day's PnL from the journal's executions."""
+        con_id = self._con_id()
+        ledger = Ledger(ES_MULTIPLIER)
+        realized = commissions = 0.0
+        for ex in self.journal.executions(con_id=con_id):
+            r = ledger.apply(ex.side, ex.shares, ex.price, ex.commission or 0.0)
+            if ex.day == self.day:
+                realized += r
+                commissions += ex.commission or 0.0
+        self.ledger = ledger
+        self.day_realized = realized
+        self.day_commissions = commissions
+
+    def unrealized(self) -> float | None:
+        return self.ledger.unrealized(self.flow.features.last_price)
+
+    def day_net(self) -> float | None:
+        unrealized = self.unrealized()
+        if unrealized is None:
+            return None
+        return self.day_realized - self.day_commissions + unrealized
+
+    def _roll_day(self, now: float) -> None:
+        day = trading_day(self.schedule, now)
+        if day != self.day:
+            self.day = day
+            self.risk.new_day(day)
+            self.rebuild_pnl()
+
+    def _load_offsets(self) -> None:
+        for ev in self.journal.events("adopt_position"):
+            detail = ev.data
+            self.offsets[int(detail["con_id"])] = int(detail["offset"])
+
+    # --- periodic work (the supervisor's monitor calls it once a second) ---
+
+    def tick(self, now: float) -> None:
+        """Entry timeouts, the daily loss limit, a pending flip, the day's PnL in the journal."""
+        self._roll_day(now)
+        if not self.enabled:
+            return
+        net = self.day_net()
+        if self.risk.update_pnl(net):
+            self._spawn(self._loss_limit())
+        if net is not None:
+            self.journal.upsert_daily_pnl(
+                self.day,
+                realized=self.day_realized,
+                unrealized=self.unrealized() or 0.0,
+                commissions=self.day_commissions,
+                net=net,
+                time=self._wall(),
+            )
+        if not self.conn.ready:
+            return
+        timeout = self.settings.execution.entry_timeout_s
+        for rec in self.executor.live():
+            if rec.role is not Role.ENTRY or now - rec.created < timeout or rec.perm_id is None:
+                continue
+            if rec.filled == 0:
+                self._cancel(rec, None, "entry timeout")
+            elif rec.quantity > rec.filled:
+                self.executor.modify(rec, quantity=rec.filled)  # keep what filled, protected
+                self.risk.record_sent(1)
+        self._resume_flip(now)
+
+    def _resume_flip(self, now: float) -> None:
+        if self._pending_flip is None:
+            return
+        intent, ref, since = self._pending_flip
+        if now - since > self.settings.execution.entry_timeout_s:
+            self._pending_flip = None
+            self.journal.set_intent_status(ref, "done", "flip expired before flat")
+            return
+        position = self.position
+        if position != 0 or any(r.role is Role.EXIT and r.live for r in self.executor.live()):
+            return
+        self._pending_flip = None
+        state = self.flow.state()
+        self._enter(ref, intent, self.working_entries(), self._context(now, state), state)
+
+    # --- operator and risk actions ---
+
+    async def cancel_entries(self, reason: str) -> int:
+        """Cancel every entry not filled yet; stops and targets stay."""
+        n = 0
+        for rec in self.executor.live():
+            if rec.role is Role.ENTRY and rec.filled == 0 and self.conn.ready:
+                self._cancel(rec, None, reason)
+                n += 1
+        return n
+
+    async def _loss_limit(self) -> None:
+        await self.cancel_entries("daily loss limit")
+        if self.risk.flatten_on_loss:
+            await self.flatten("daily loss limit")
+
+    async def flatten(self, reason: str) -> dict[str, Any]:
+        """Cancel every order of ours, wait for the broker to confirm, then close the position."""
+        if self._flattening is not None and not self._flattening.done():
+            await self._flattening
+            return {"ok": True, "message": "flatten already running; done"}
+        task = asyncio.ensure_future(self._flatten(reason))
+        self._flattening = task
+        await task
+        position = self.position
+        return {
+            "ok": position == 0 and not self.executor.live(),
+            "message": f"flatten ({reason}): position {position}, "
+            f"{len(self.executor.live())} working order(s)",
+        }
+
+    async def _flatten(self, reason: str) -> None:
+        self.journal.record_event("flatten", self._wall(), reason=reason)
+        log.warning("flatten", reason=reason)
+        for rec in self.executor.live():
+            if rec.perm_id is not None or rec.status != JOURNALED:
+                self._cancel(rec, None, f"flatten: {reason}")
+        await self._wait(lambda: not self.executor.live())
+        position = self._flatten_position()
+        if not position:
+            return
+        action = "SELL" if position > 0 else "BUY"
+        ctx = self._context(self.flow.features.clock or 0.0, None)
+        ctx = dataclasses.replace(ctx, position=position, reconciled=True)
+        refusal = self.risk.check(OrderCheck(OrderKind.FLATTEN, action, abs(position), None), ctx)
+        if refusal is not None:
+            log.error("flatten_refused", rule=refusal.rule, detail=refusal.detail)
+            return
+        self._roll_day(ctx.now)
+        ref = self.journal.next_intent_ref(self.settings.execution.order_ref_prefix, self.day)
+        self.journal.record_intent(
+            ref, time=self._wall(), day=self.day, target=0, entry="MKT", offset_ticks=0,
+            stop_ticks=0, target_ticks=0, reason=f"flatten: {reason}", status="sent",
+        )  # fmt: skip
+        self.executor.send_close(
+            f"{ref}-F", Role.FLATTEN, ref, action, abs(position), None, ctx.now
+        )
+        self.risk.record_sent(1)
+        await self._wait(lambda: self._flatten_position() == 0 and not self.executor.live())
+
+    def _flatten_position(self) -> int:
+        """Ours when reconciled; the broker's word after a mismatch (it is the truth)."""
+        if self.reconciled:
+            return self._raw_position()
+        con_id = self._con_id()
+        return sum(int(p.position) for p in self.ib.positions() if p.contract.conId == con_id)
+
+    async def _wait(self, done: Callable[[], bool], seconds: float = FLATTEN_WAIT_S) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not done():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return done()
+        return True
+
+    async def command(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """The operator's halt / resume / flatten / status (from the control channel)."""
+        reason = str(args.get("reason") or "operator")
+        if cmd == "status":
+            return {"ok": True, **self.status()}
+        if cmd == "halt":
+            self.risk.halt(f"operator: {reason}")
+            n = await self.cancel_entries(f"halt: {reason}")
+            return {
+                "ok": True,
+                "state": self.risk.state.value,
+                "message": f"HALTED ({reason}); {n} entr{'y' if n == 1 else 'ies'} cancelled",
+            }
+        if cmd == "resume":
+            return self._resume(reason)
+        if cmd == "flatten":
+            if not self.conn.ready or (not self.reconciled and not self.mismatches):
+                return {"ok": False, "error": "not connected and reconciled; cannot flatten now"}
+            result = await self.flatten(f"operator: {reason}")
+            return {**result, "state": self.risk.state.value}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    def _resume(self, reason: str) -> dict[str, Any]:
+        if self.mismatches:
+            con_id = self._con_id()
+            if con_id is not None and self.last_reconcile is not None:
+                self._adopt_broker_position(con_id)
+            self.mismatches = []
+            self.reconciled = self.conn.ready
+        self.risk.resume(f"operator: {reason}")
+        return {"ok": True, "state": self.risk.state.value, "message": f"ACTIVE ({reason})"}
+
+    def _adopt_broker_position(self, con_id: int) -> None:
+        """The operator accepted the broker's position after a mismatch: remember the offset."""
+        positions = [p for p in self.ib.positions() if p.contract.conId == con_id]
+        broker = sum(int(p.position) for p in positions)
+        journal = self.journal.journal_position(con_id)
+        offset = broker - journal
+        self.offsets[con_id] = offset
+        self.journal.record_event(
+            "adopt_position",
+            self._wall(),
+            con_id=con_id,
+            broker=broker,
+            journal=journal,
+            offset=offset,
+        )
+        log.warning("position_adopted", con_id=con_id, broker=broker, journal=journal)
+
+    # --- shutdown ---
+
+    async def shutdown(self) -> None:
+        """SIGTERM: keep the brackets working (default), cancel entries, or flatten."""
+        policy = self.settings.trading.on_shutdown
+        self.journal.record_event("shutdown", self._wall(), policy=policy)
+        if not self.enabled or not self.conn.ready:
+            return
+        if policy == "cancel_entries":
+            await self.cancel_entries("shutdown")
+            await self._wait(
+                lambda: not any(r.role is Role.ENTRY for r in self.executor.live()), 5.0
+            )
+        elif policy == "flatten":
+            await self.flatten("shutdown")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- status ---
+
+    def status(self) -> dict[str, Any]:
+        risk = self.risk.summary()
+        unrealized = self.unrealized()
+        net = self.day_net()
+        return {
+            "enabled": self.enabled,
+            "state": self.risk.state.value if self.enabled else "DISABLED",
+            "reason": self.risk.reason,
+            "position": self.position,
+            "avg_price": self.ledger.avg_price,
+            "realized_pnl": round(self.day_realized, 2),
+            "unrealized_pnl": None if unrealized is None else round(unrealized, 2),
+            "commissions": round(self.day_commissions, 2),
+            "net_pnl": None if net is None else round(net, 2),
+            "working_orders": [r.as_status() for r in self.executor.live()],
+            "refusals": risk.get("refusals", {}),
+            "last_refusals": risk.get("last_refusals", []),
+            "reconciled": self.reconciled,
+            "mismatches": self.mismatches,
+            "day": self.day,
+        }
+
+
+def utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)

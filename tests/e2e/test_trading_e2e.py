@@ -1,0 +1,343 @@
+"""Trading end to end: the whole daemon (strategy → risk → execution → journal) against ibsim.
+
+The strategy is `tests.e2e.scripted:Scripted`, loaded by import path like any other: the test
+queues intents and each accepted trade lets one through, so an order only ever leaves the
+daemon the way it would in production. What the gateway's matching engine did (orders,
+executions, positions) is the judge; the daemon's journal must agree with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.flow.prints import Health
+from daemon.runtime.supervisor import Supervisor
+from daemon.settings import Settings
+from daemon.trading.model import Intent, TradingState
+from daemon.trading.orders import Role
+from ibsim.gateway import Gateway, GatewayConfig
+from ibsim.journal import Journal as WireJournal
+from ibsim.market import ListSource
+from ibsim.model import OrderStatus, OrderType, QuoteTick, Side, TradeTick
+from tests.daemon.broker.conftest import SIM_START, WAIT
+from tests.e2e.scripted import Scripted
+from tests.e2e.test_flow_e2e import Changes
+
+T0 = SIM_START.timestamp()
+CLIENT = 7
+STRATEGY = "tests.e2e.scripted:Scripted"
+
+
+class Market:
+    """The test's hand on the gateway's market: quotes and trades, a tenth of a second apart."""
+
+    def __init__(self, gw: Gateway, start: float = T0) -> None:
+        self.gw = gw
+        self.t = start
+        self.bid = 5000.0
+
+    def _step(self) -> float:
+        self.t += 0.1
+        self.gw.clock.advance_to(self.t)
+        return self.t
+
+    def quote(self, bid: float, ask: float | None = None, size: int = 10) -> None:
+        self.bid = bid
+        t = self._step()
+        self.gw.apply(QuoteTick(t, bid, bid + 0.25 if ask is None else ask, size, size))
+
+    def trade(self, price: float | None = None, size: int = 1, side: Side = Side.BUY) -> None:
+        t = self._step()
+        self.gw.apply(TradeTick(t, self.bid + 0.25 if price is None else price, size, side))
+
+
+class Daemon:
+    """A running supervisor with trading on, and ways to wait for it."""
+
+    def __init__(self, sup: Supervisor, task: asyncio.Task[int]) -> None:
+        self.sup = sup
+        self.task = task
+        self.changes = Changes(sup)
+
+    @property
+    def trader(self) -> Any:
+        assert self.sup.trader is not None
+        return self.sup.trader
+
+    @property
+    def strategy(self) -> Scripted:
+        strategy = self.trader.strategy
+        assert isinstance(strategy, Scripted)
+        return strategy
+
+    async def until(self, predicate: Callable[[], bool], limit: float = WAIT) -> None:
+        await self.changes.until(predicate, limit)
+
+    async def ready(self, market: Market) -> None:
+        """Connected, reconciled, and the data OK: trades flow until the flow says so."""
+        await self.until(lambda: self.trader.reconciled and self.sup.market.stats.resubscribes)
+        await self.sup.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
+        market.quote(market.bid)
+        for _ in range(3):
+            market.trade()
+        await self.until(lambda: self.sup.flow.trades >= 3 and self.sup.flow.health is Health.OK)
+
+    async def send(self, market: Market, *intents: Intent) -> None:
+        """Queue intents; one trade each lets them out through the strategy."""
+        self.strategy.queue.extend(intents)
+        for _ in intents:
+            market.trade()
+        await self.until(lambda: not self.strategy.queue)
+
+
+def gateway_orders(gw: Gateway) -> list[Any]:
+    orders = (gw.engine.order(CLIENT, oid) for oid in range(1, gw.engine.next_order_id(CLIENT)))
+    return [o for o in orders if o is not None]
+
+
+def position(gw: Gateway) -> int:
+    return sum(p.quantity for p in gw.engine.positions())
+
+
+def live(gw: Gateway) -> list[Any]:
+    return gw.engine.open_orders(CLIENT)
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    gw = Gateway(
+        GatewayConfig(port=0, client_id_release_delay=0.0),
+        ListSource.one_quote(T0),
+        speed=math.inf,
+    )
+    await gw.start()
+    yield gw
+    await gw.stop()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[Callable[..., Daemon]]:
+    asyncio.set_event_loop(asyncio.get_running_loop())
+    running: list[Daemon] = []
+
+    def start(gw: Gateway, **sections: dict[str, Any]) -> Daemon:
+        config: dict[str, Any] = {
+            "ib": {"port": gw.port, "client_id": CLIENT, "connect_timeout": 5.0},
+            "paths": {"state_dir": str(tmp_path / "state")},
+            "status": {"interval_s": 0.05},
+            "data": {"backfill": False},
+            "trading": {"enabled": True},
+            "strategy": {"path": STRATEGY},
+        }
+        for name, values in sections.items():
+            config[name] = {**config.get(name, {}), **values}
+        sup = Supervisor(Settings(**config))
+        d = Daemon(sup, asyncio.create_task(sup.run()))
+        running.append(d)
+        return d
+
+    yield start
+    for d in running:
+        d.sup.request_stop("test_end")
+        await asyncio.wait_for(d.task, WAIT)
+
+
+async def test_entry_is_a_complete_bracket_and_stop_and_target_cancel_each_other(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, reason="test"))
+    await d.until(lambda: len(live(gateway)) == 3)
+    parent, target, stop = gateway_orders(gateway)
+    assert (parent.request.action, parent.request.order_type) == (Side.BUY, OrderType.LMT)
+    assert parent.request.lmt_price == 5000.0  # joins the bid
+    assert (stop.request.order_type, stop.request.aux_price) == (OrderType.STP, 4998.0)
+    assert (target.request.order_type, target.request.lmt_price) == (OrderType.LMT, 5003.0)
+    for child in (stop, target):
+        assert child.request.action is Side.SELL
+        assert child.request.parent_id == parent.request.order_id
+        assert child.request.oca_group == stop.request.oca_group != ""
+    refs = {o.request.order_ref for o in (parent, target, stop)}
+    assert len(refs) == 3
+    assert all(r.startswith("ofd-") for r in refs)
+    assert stop.status is OrderStatus.PRE_SUBMITTED  # children wait for the parent's fill
+
+    market.quote(4999.75, 5000.0)  # the ask comes down to the parent's limit: filled
+    await d.until(lambda: d.trader.position == 1)
+    assert position(gateway) == 1
+    market.quote(5003.0, 5003.25)
+    market.trade(5003.25, 5)  # through the target
+    await d.until(lambda: d.trader.position == 0 and not d.trader.executor.live())
+    assert position(gateway) == 0
+    assert target.status is OrderStatus.FILLED
+    assert stop.status is OrderStatus.CANCELLED
+    journal = d.trader.journal
+    assert {e.exec_id for e in journal.executions()} == {
+        e.exec_id for e in gateway.engine.executions()
+    }
+    assert d.trader.day_realized == pytest.approx(3.0 * 50)
+
+
+async def test_a_burst_of_signals_never_exceeds_the_max_position(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    risk = {
+        "max_position": 2,
+        "max_order_size": 5,
+        "max_orders_per_second": 100,
+        "max_orders_per_minute": 1000,
+    }
+    d = daemon(gateway, risk=risk)
+    await d.ready(market)
+    burst = [d.strategy.intent(t, entry="MKT") for t in (1, 2, 3, 4, 5, 3, 5)]
+    await d.send(market, *burst)
+    market.quote(5000.0, 5000.25, size=50)
+    await d.until(lambda: d.trader.position == 2)
+    entries = [o for o in gateway_orders(gateway) if not o.request.parent_id]
+    assert sum(o.request.total_quantity for o in entries) == 2
+    assert max(abs(p.quantity) for p in gateway.engine.positions()) == 2
+    assert d.trader.risk.refusals["max_position"] >= 1
+
+
+async def test_daily_loss_limit_halts_and_cancels_working_entries(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway, risk={"daily_loss_limit": 150.0})
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, entry="MKT", stop_ticks=40))
+    await d.until(lambda: d.trader.position == 1)
+    await d.send(market, d.strategy.intent(2, offset_ticks=-4))
+    await d.until(lambda: len(live(gateway)) == 5)  # 2 children + a second bracket
+    market.quote(4996.0, 4996.25)  # 4 points down on one contract: -200 USD
+    market.trade(4996.0, side=Side.SELL)
+    await d.until(lambda: d.trader.risk.state is TradingState.HALTED)
+    assert "daily loss limit" in d.trader.risk.reason
+    await d.until(lambda: len(live(gateway)) == 2)
+    kept = {o.request.order_type for o in live(gateway)}
+    assert kept == {OrderType.STP, OrderType.LMT}  # the position keeps its bracket
+    assert position(gateway) == 1
+    await d.send(market, d.strategy.intent(2))
+    assert len(gateway_orders(gateway)) == 6  # HALTED: nothing new went out
+
+
+async def test_socket_drop_between_place_and_fill_recovers_the_fill_without_duplicates(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1))
+    await d.until(lambda: len(live(gateway)) == 3)
+    reconnects = d.sup.conn.status.reconnect_count
+    gateway.drop_clients(reset=True)
+    await d.until(lambda: not d.sup.conn.ready)
+    market.quote(4999.75, 5000.0)  # filled while the daemon is away
+    assert position(gateway) == 1
+    await d.until(lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.reconciled)
+    assert d.trader.last_reconcile["recovered_fills"] == 1
+    assert d.trader.position == 1
+    market.trade()
+    market.trade()
+    await d.sup.ib.reqCurrentTimeAsync()
+    assert len(gateway_orders(gateway)) == 3  # nothing was sent again
+    assert [e.exec_id for e in d.trader.journal.executions()] == [
+        e.exec_id for e in gateway.engine.executions()
+    ]
+
+
+async def test_a_storm_of_rejects_halts_after_n_without_a_retry_loop(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway, risk={"max_consecutive_rejects": 3})
+    await d.ready(market)
+    gateway.reject_next_orders(201)
+    executor = d.trader.executor
+    for _ in range(10):  # the strategy keeps asking; each attempt is refused by the gateway
+        if d.trader.risk.state is TradingState.HALTED:
+            break
+        await d.send(market, d.strategy.intent(1))
+        await d.until(lambda: not executor.live())
+    assert d.trader.risk.state is TradingState.HALTED
+    assert "3" in d.trader.risk.reason
+    sent = len(gateway_orders(gateway))
+    for _ in range(5):
+        market.trade()
+    await d.sup.ib.reqCurrentTimeAsync()
+    assert len(gateway_orders(gateway)) == sent <= 3 * 3
+    assert position(gateway) == 0
+
+
+async def test_pacing_never_exceeds_45_messages_in_any_second(
+    tmp_path: Path, daemon: Callable[..., Daemon]
+) -> None:
+    wire = tmp_path / "wire.jsonl"
+    journal = WireJournal(wire)
+    gw = Gateway(
+        GatewayConfig(port=0, client_id_release_delay=0.0),
+        ListSource.one_quote(T0),
+        speed=math.inf,
+        journal=journal,
+    )
+    await gw.start()
+    try:
+        market = Market(gw)
+        unlimited = {
+            "max_position": 100,
+            "max_order_size": 100,
+            "max_working_orders": 1000,
+            "max_orders_per_second": 1000,
+            "max_orders_per_minute": 10000,
+            "efficiency_grace_messages": 100000,
+        }
+        d = daemon(gw, risk=unlimited)
+        await d.ready(market)
+        intents = [d.strategy.intent(n, offset_ticks=-8) for n in range(1, 31)]
+        await d.send(market, *intents)
+        await d.until(lambda: len(live(gw)) == 90, limit=WAIT * 2)
+    finally:
+        await gw.stop()
+        journal.close()
+    import json
+
+    times = [
+        e["t"]
+        for e in map(json.loads, wire.read_text().splitlines())
+        if e["dir"] == "in" and e["client"] == CLIENT
+    ]
+    assert len(times) > 90
+    worst = max(sum(1 for u in times[i:] if u - t < 1.0) for i, t in enumerate(times))
+    assert worst <= 45
+
+
+async def test_halted_then_flatten_leaves_flat_with_no_working_orders(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(2, entry="MKT"))
+    await d.until(lambda: d.trader.position == 2 and len(live(gateway)) == 2)
+    from daemon.runtime.control import send_command
+
+    sock = d.sup.control.path
+    halted = await asyncio.wait_for(asyncio.to_thread(send_command, sock, "halt", "test"), WAIT)
+    assert halted["ok"]
+    assert d.trader.risk.state is TradingState.HALTED
+    flat = await asyncio.wait_for(asyncio.to_thread(send_command, sock, "flatten", "test"), WAIT)
+    assert flat["ok"], flat
+    assert position(gateway) == 0
+    assert live(gateway) == []
+    assert d.trader.risk.state is TradingState.HALTED
+    roles = [r.role for r in d.trader.executor.orders.values()]
+    assert roles.count(Role.FLATTEN) == 1
