@@ -217,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = _load(args)
+        if args.command in ("run", "debug", "check-config"):
+            _check_strategy(settings)
     except ConfigError as exc:
         for line in str(exc).splitlines():
             print(f"orderflowd: config error: {line}", file=sys.stderr)
@@ -231,6 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("halt", "resume", "flatten"):
         return _control(settings, args)
     return _run(settings, args)
+
+
+def _check_strategy(settings: Settings) -> None:
+    """Import and validate the configured strategy: a bad path or parameter is a config error."""
+    from daemon.trading.strategy import load_strategy
+
+    load_strategy(settings.strategy, settings.flow)
 
 
 def _replay(settings: Settings, ticks: Path, out: Path | None) -> int:

@@ -1,14 +1,17 @@
 """`make demo`: the simulated gateway replaying real ES trades, and the daemon against it.
 
 Starts `ibsim` on a free loopback port (replaying data/ at 60x, with a gateway restart and an
-1100/1101 outage from config/demo-scenario.toml), runs `orderflowd debug` against it for about a
-minute, then prints what the daemon reported. Needs nothing outside this repository.
+1100/1101 outage from config/demo-scenario.toml), runs `orderflowd debug --config
+config/demo.toml` against it for about a minute (the default strategy trading paper, one
+contract), halts it and flattens it through the operator channel near the end, then prints what
+the daemon reported and what its journal holds. Needs nothing outside this repository.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "es_trades_2013-09-01_02.csv.gz"
 SCENARIO = ROOT / "config" / "demo-scenario.toml"
+CONFIG = ROOT / "config" / "demo.toml"
 STATE = ROOT / "state" / "demo"
 DAEMON_SECONDS = 60
 SPEED = 60
+HALT_AT = 48  # wall seconds after the daemon starts: `orderflowd halt`, then `flatten`
 
 
 def main() -> int:
@@ -60,10 +65,12 @@ def main() -> int:
             f"(gateway restart at 25 s, 1100/1101 outage at 40 s)\n",
             flush=True,
         )
-        daemon = subprocess.run(
+        daemon = subprocess.Popen(
             [
                 str(bin_dir / "orderflowd"),
                 "debug",
+                "--config",
+                str(CONFIG),
                 "--port",
                 port,
                 "--client-id",
@@ -73,8 +80,9 @@ def main() -> int:
                 "--exit-after",
                 str(DAEMON_SECONDS),
             ],
-            check=False,
         )
+        operator(bin_dir, daemon)
+        daemon.wait(timeout=DAEMON_SECONDS + 30)
     finally:
         gateway.terminate()
         gateway.wait(timeout=15)
@@ -87,8 +95,45 @@ def main() -> int:
         f"{status['reconnect_count']} reconnect(s), "
         f"{status['resubscribe_count']} subscription(s) made; exit code {daemon.returncode}"
     )
+    print_trading(status)
     print(f"demo: status {STATE / 'status.json'}, gateway log {STATE / 'ibsim.log'}")
-    return daemon.returncode
+    return daemon.returncode or 0
+
+
+def operator(bin_dir: Path, daemon: subprocess.Popen[bytes]) -> None:
+    """What a trader would type near the end: halt the daemon, then flatten it."""
+    try:
+        daemon.wait(timeout=HALT_AT)
+        return  # ended early: nothing to halt
+    except subprocess.TimeoutExpired:
+        pass
+    common = ["--state-dir", str(STATE), "--config", str(CONFIG), "--reason", "demo"]
+    for command in (["halt"], ["flatten", "--yes"]):
+        print(f"\ndemo: $ orderflowd {' '.join(command)} --reason demo", flush=True)
+        subprocess.run([str(bin_dir / "orderflowd"), *command, *common], check=False)
+
+
+def print_trading(status: dict[str, object]) -> None:
+    """The trading part of the story, from status.json and the journal."""
+    trading = status.get("trading")
+    if not isinstance(trading, dict) or not trading.get("enabled"):
+        return
+    with sqlite3.connect(STATE / "journal.sqlite") as db:
+        intents = db.execute("SELECT COUNT(*) FROM intents").fetchone()[0]
+        fills = db.execute("SELECT COUNT(*), COALESCE(SUM(shares), 0) FROM executions").fetchone()
+        roles = dict(
+            db.execute(
+                "SELECT role, COUNT(*) FROM orders WHERE status = 'Filled' GROUP BY role"
+            ).fetchall()
+        )
+        halts = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'halt'").fetchone()[0]
+    print(
+        f"demo: trading {trading.get('state')}: {intents} intent(s), {fills[0]} fill(s) of "
+        f"{fills[1]} contract(s); filled entries {roles.get('entry', 0)}, targets "
+        f"{roles.get('target', 0)}, stops {roles.get('stop', 0)}, flatten "
+        f"{roles.get('flatten', 0)}; {halts} halt(s); position {trading.get('position')}, "
+        f"realized {trading.get('realized_pnl')}, net {trading.get('net_pnl')} USD"
+    )
 
 
 if __name__ == "__main__":

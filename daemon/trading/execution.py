@@ -296,6 +296,8 @@ class Executor:
         self, rec: OrderRecord, *, lmt_price: float | None = None, quantity: int | None = None
     ) -> None:
         """Change a working order in place (same order id): price or quantity."""
+        if not rec.live:
+            return  # done at the broker: a modify would only earn an error
         if lmt_price is not None:
             rec.lmt_price = lmt_price
         if quantity is not None:

@@ -269,7 +269,8 @@ class RiskManager:
         )
         if refusal is None and order.kind is OrderKind.ENTRY and ctx.position is not None:
             refusal = self._check_entry(order, ctx, ctx.position)
-        refusal = refusal or self._check_rates(order)
+        if order.kind is not OrderKind.FLATTEN:  # getting out is never rate-limited here
+            refusal = refusal or self._check_rates(order)
         if refusal is not None:
             self.refusals[refusal.rule] += 1
             self.last_refusals.append((ctx.now, refusal.rule, refusal.detail))

@@ -105,6 +105,7 @@ class Trader:
         self.day = ""
         self._pending_flip: tuple[Intent, str, float] | None = None
         self._trades_seen = 0
+        self._exits_sent: set[str] = set()  # targets moved through the market
         self._fills_at_disconnect = 0
         self._volume_seen = 0.0
         self._changed = asyncio.Event()
@@ -166,6 +167,14 @@ class Trader:
     def working_entries(self) -> int:
         return sum(r.sign * r.remaining for r in self.executor.live() if r.role is Role.ENTRY)
 
+    def exiting(self) -> int:
+        """Signed contracts that exits already sent will close (moved targets, exit orders)."""
+        total = 0
+        for rec in self.executor.live():
+            if rec.role is Role.EXIT or (rec.role is Role.TARGET and rec.ref in self._exits_sent):
+                total -= rec.sign * rec.remaining  # a SELL exit closes a long: +remaining
+        return total
+
     def view(self, t: float, state: FlowState | None) -> StrategyView:
         health = state.health if state is not None else self.flow.health
         return StrategyView(
@@ -189,7 +198,8 @@ class Trader:
             log.info("intent_ignored", reason="position not trusted", target=intent.target)
             return
         working = self.working_entries()
-        if intent.target == position + working and self._pending_flip is None:
+        heading = position + working - self.exiting()  # where orders already sent will take us
+        if intent.target == heading and self._pending_flip is None:
             return
         if state is None:
             state = self.flow.state()
@@ -284,14 +294,21 @@ class Trader:
             kids = self.executor.children(parent.ref)
             held = parent.filled - sum(k.filled for k in kids)
             target = next((k for k in kids if k.role is Role.TARGET and k.live), None)
-            if held <= 0 or target is None or price is None:
+            if held <= 0 or target is None:
+                continue
+            if target.ref in self._exits_sent:
+                close -= held  # already on its way out
+                continue
+            if price is None:
                 continue
             refusal = self.risk.check(OrderCheck(OrderKind.MODIFY, action, held, price), ctx)
             if refusal is not None:
                 continue
             self.executor.modify(target, lmt_price=price)
+            self._exits_sent.add(target.ref)
             self.risk.record_sent(1)
             close -= held
+        close -= sum(r.remaining for r in self.executor.live() if r.role is Role.EXIT)
         if close > 0:
             check = OrderCheck(OrderKind.EXIT, action, close, price, new_orders=1)
             if self.risk.check(check, ctx) is None:

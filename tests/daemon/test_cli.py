@@ -38,8 +38,10 @@ async def _run(*args: str, env: dict[str, str] | None = None) -> asyncio.subproc
         (["--port", "70000"], "ib.port"),
         (["--set", "ib.client_id=seven"], "ib.client_id"),
         (["--port", "4001"], "ib.port: 4001 is the IB Gateway live port"),
+        (["--set", "strategy.params.stop_tickz=3"], "strategy.params.stop_tickz: unknown"),
+        (["--set", "strategy.path=nowhere.mod:Nope"], "strategy.path: cannot import"),
     ],
-    ids=["unknown-key", "wrong-type", "out-of-range", "bad-int", "live-port"],
+    ids=["unknown-key", "wrong-type", "out-of-range", "bad-int", "live-port", "param", "path"],
 )
 async def test_bad_config_exits_78_naming_the_key(
     tmp_path: Path, args: list[str], key: str

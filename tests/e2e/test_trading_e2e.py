@@ -341,3 +341,84 @@ async def test_halted_then_flatten_leaves_flat_with_no_working_orders(
     assert d.trader.risk.state is TradingState.HALTED
     roles = [r.role for r in d.trader.executor.orders.values()]
     assert roles.count(Role.FLATTEN) == 1
+
+
+async def test_a_position_the_journal_cannot_explain_halts_and_resume_adopts_it(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    from ib_async import IB, MarketOrder
+
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    other = IB()  # someone trading the same account by hand, from another client id
+    await other.connectAsync("127.0.0.1", gateway.port, clientId=CLIENT + 1, timeout=WAIT)
+    try:
+        assert d.sup.market.contract is not None
+        other.placeOrder(d.sup.market.contract, MarketOrder("BUY", 1))
+        await other.reqCurrentTimeAsync()
+    finally:
+        other.disconnect()
+    assert position(gateway) == 1
+    reconnects = d.sup.conn.status.reconnect_count
+    gateway.drop_clients()
+    await d.until(
+        lambda: (
+            d.sup.conn.status.reconnect_count > reconnects
+            and d.trader.risk.state is TradingState.HALTED
+        )
+    )
+    assert d.trader.position is None  # not trusted: strategies see no position
+    assert d.trader.mismatches == [
+        f"position in ESZ6 (conId {d.sup.market.contract.conId}): broker 1, journal 0"
+    ]
+    d.trader.handle_intent(d.strategy.intent(1), market.t, None)  # even if a strategy insisted
+    await d.sup.ib.reqCurrentTimeAsync()
+    assert len(gateway_orders(gateway)) == 0  # nothing is sent while it does not add up
+    reply = await d.trader.command("resume", {"reason": "checked: my manual trade"})
+    assert reply["ok"]
+    assert d.trader.position == 1  # the broker's word, remembered as an adjustment
+    kinds = [e.kind for e in d.trader.journal.events()]
+    assert "mismatch" in kinds
+    assert "adopt_position" in kinds
+
+
+@pytest.mark.parametrize("policy", ["keep", "cancel_entries", "flatten"])
+async def test_sigterm_follows_the_shutdown_policy(
+    gateway: Gateway, daemon: Callable[..., Daemon], policy: str
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway, trading={"enabled": True, "on_shutdown": policy}, risk={"max_position": 3})
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.until(lambda: d.trader.position == 1)
+    await d.send(market, d.strategy.intent(2, offset_ticks=-4))  # a resting entry
+    await d.until(lambda: len(live(gateway)) == 5)
+    d.sup.request_stop("SIGTERM")
+    assert await asyncio.wait_for(d.task, WAIT) == 0
+    types = sorted(o.request.order_type.value for o in live(gateway))
+    expected = {
+        "keep": (1, ["LMT", "LMT", "LMT", "STP", "STP"]),
+        "cancel_entries": (1, ["LMT", "STP"]),
+        "flatten": (0, []),
+    }[policy]
+    assert (position(gateway), types) == expected
+
+
+async def test_an_exit_moves_the_target_once_however_often_it_is_asked(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.until(lambda: d.trader.position == 1 and len(live(gateway)) == 2)
+    sent = d.trader.executor.messages_sent
+    market.quote(5001.0, 5001.25, size=0)  # nobody on the bid: the moved target must wait
+    await d.send(market, *(d.strategy.intent(0) for _ in range(3)))
+    await d.sup.ib.reqCurrentTimeAsync()
+    assert d.trader.executor.messages_sent == sent + 1  # one modify, not three
+    target = next(o for o in live(gateway) if o.request.order_type is OrderType.LMT)
+    assert target.request.lmt_price == 5000.5  # the bid, two ticks through
+    market.quote(5000.75, 5001.0)
+    await d.until(lambda: d.trader.position == 0 and not live(gateway))

@@ -77,12 +77,16 @@ async def spawn(config: Path) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
-def trading(state: Path) -> dict[str, Any]:
+def status(state: Path) -> dict[str, Any]:
     try:
-        doc = json.loads((state / "status.json").read_text())
+        doc: dict[str, Any] = json.loads((state / "status.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-    result: dict[str, Any] = doc.get("trading") or {}
+    return doc
+
+
+def trading(state: Path) -> dict[str, Any]:
+    result: dict[str, Any] = status(state).get("trading") or {}
     return result
 
 
@@ -114,12 +118,21 @@ async def test_kill_9_between_place_and_fill_then_restart_adopts_and_never_doubl
         assert await asyncio.wait_for(first.wait(), LIFE) == -signal.SIGKILL
     placed = gateway_orders(gateway)
     assert len(placed) == 3  # a whole bracket, working at the broker
+    first_life = status(state)["started"]
+
+    def second_life_trading() -> bool:
+        """The restarted daemon is reconciled and its strategy has seen trusted trades."""
+        doc = status(state)
+        return (
+            doc.get("started") != first_life
+            and doc["trading"].get("reconciled") is True
+            and doc.get("data_health") == "OK"
+            and doc.get("trades_total", 0) >= 5
+        )
 
     second = await spawn(config)
     try:
-        await trade_until(
-            market, lambda: trading(state).get("reconciled") is True and market.t > T0 + 3, changed
-        )
+        await trade_until(market, second_life_trading, changed)
         market.quote(4999.75, 5000.0)  # now the parent fills
         await trade_until(market, lambda: trading(state).get("position") == 1, changed)
         assert len(gateway_orders(gateway)) == 3  # the second life sent nothing new

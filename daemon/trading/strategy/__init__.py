@@ -17,7 +17,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
-from daemon.settings import FlowSettings, StrategySettings
+from daemon.settings import ConfigError, FlowSettings, StrategySettings
 from daemon.trading.strategy.base import Strategy
 
 __all__ = ["Strategy", "StrategyError", "load_strategy", "params_doc"]
@@ -26,12 +26,8 @@ _PATH: Final = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 _METHODS: Final = ("on_bar", "on_trade")
 
 
-class StrategyError(Exception):
+class StrategyError(ConfigError):
     """The configured strategy was refused; ``str()`` is one line per problem, naming the key."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(self.problems))
 
 
 def load_strategy(settings: StrategySettings, flow: FlowSettings) -> Strategy:

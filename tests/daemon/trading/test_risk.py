@@ -346,12 +346,13 @@ def test_rate_windows_slide_with_the_clock() -> None:
     assert risk.check(three, ctx()) is None
 
 
-def test_rates_apply_to_exits_and_flatten_but_never_to_cancel() -> None:
+def test_rates_apply_to_exits_but_never_to_cancel_or_flatten() -> None:
     risk = manager(max_orders_per_second=2)
     risk.record_sent(2)
-    for kind in (OrderKind.EXIT, OrderKind.MODIFY, OrderKind.FLATTEN):
+    for kind in (OrderKind.EXIT, OrderKind.MODIFY):
         assert rule(risk.check(order(kind), ctx(position=1))) == "orders_per_second"
     assert risk.check(CANCEL, ctx()) is None
+    assert risk.check(order(OrderKind.FLATTEN), ctx(position=1)) is None  # getting out
 
 
 # --- rejects, loss limit, states ---------------------------------------------------------------
