@@ -257,7 +257,7 @@ class Executor:
             aux_price=rec.aux_price,
             tif=rec.tif,
             oca_group=rec.oca_group,
-            created=self._wall(),
+            created=rec.created,  # market time: entry timeouts run on the market clock
         )
 
     def _ib_order(self, rec: OrderRecord, *, transmit: bool = True) -> Order:

@@ -422,3 +422,38 @@ async def test_an_exit_moves_the_target_once_however_often_it_is_asked(
     assert target.request.lmt_price == 5000.5  # the bid, two ticks through
     market.quote(5000.75, 5001.0)
     await d.until(lambda: d.trader.position == 0 and not live(gateway))
+
+
+async def test_orders_journaled_but_never_sent_are_abandoned_not_sent(
+    tmp_path: Path, gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    from daemon.trading.journal import Journal, NewOrder
+
+    # The previous life died between the journal write and the send.
+    with Journal(tmp_path / "state" / "journal.sqlite") as journal:
+        ref = "ofd-20261120-0001"
+        journal.record_intent(
+            ref, time=T0, day="2026-11-20", target=1, entry="LMT", offset_ticks=0,
+            stop_ticks=8, target_ticks=12, reason="before the crash",
+        )  # fmt: skip
+        common = {"client_id": CLIENT, "created": T0, "intent_ref": ref, "quantity": 1}
+        journal.record_orders(
+            [
+                NewOrder(ref=f"{ref}-P", role="entry", action="BUY", order_type="LMT",
+                         order_id=1, lmt_price=5000.0, **common),
+                NewOrder(ref=f"{ref}-T", role="target", action="SELL", order_type="LMT",
+                         order_id=2, parent_ref=f"{ref}-P", lmt_price=5003.0, **common),
+                NewOrder(ref=f"{ref}-S", role="stop", action="SELL", order_type="STP",
+                         order_id=3, parent_ref=f"{ref}-P", aux_price=4998.0, **common),
+            ]
+        )  # fmt: skip
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    assert d.trader.last_reconcile["abandoned"] == [f"{ref}-P", f"{ref}-T", f"{ref}-S"]
+    assert d.trader.last_reconcile["ok"]
+    assert d.trader.journal.intent(ref).status == "abandoned"
+    assert d.trader.working_entries() == 0
+    assert gateway_orders(gateway) == []  # nothing was re-sent on the old intent's behalf
+    await d.send(market, d.strategy.intent(1))  # and the strategy may trade again
+    await d.until(lambda: len(live(gateway)) == 3)
