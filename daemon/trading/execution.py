@@ -28,7 +28,7 @@ from ib_async import IB, Contract, Order
 
 from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import ExecutionSettings
-from daemon.trading.journal import ExecRow, Journal, NewOrder
+from daemon.trading.journal import ExecRow, Journal, NewOrder, OrderRow
 from daemon.trading.orders import DONE_STATUSES, JOURNALED, ROLE_SUFFIX, OrderRecord, Role
 
 log = structlog.get_logger("daemon.trading.execution")
@@ -83,6 +83,7 @@ class Executor:
         self.contract: Contract | None = None
         self.account = ""
         self.orders: dict[str, OrderRecord] = {}
+        self._live: dict[str, OrderRecord] = {}
         self._by_id: dict[tuple[int, int], str] = {}
         self._by_perm: dict[int, str] = {}
         self.seen_at_broker: set[str] = set()  # refs the broker reported since the last connect
@@ -100,37 +101,36 @@ class Executor:
     # --- state ---
 
     def _load(self) -> None:
-        for row in self.journal.orders():
-            rec = OrderRecord(
-                ref=row.ref,
-                role=Role(row.role),
-                intent_ref=row.intent_ref,
-                parent_ref=row.parent_ref,
-                client_id=row.client_id,
-                order_id=row.order_id or 0,
-                action=row.action,
-                quantity=row.quantity,
-                order_type=row.order_type,
-                lmt_price=row.lmt_price,
-                aux_price=row.aux_price,
-                tif=row.tif,
-                oca_group=row.oca_group or "",
-                status=row.status,
-                perm_id=row.perm_id,
-                filled=row.filled or 0,
-                avg_fill_price=row.avg_fill_price,
-                created=row.created,
-            )
-            self._index(rec)
+        """Live orders from the journal, and the parents of live children (for exits)."""
+        for row in self.journal.orders(live_only=True):
+            self._index(_record(row))
+        for rec in list(self.orders.values()):
+            if rec.parent_ref is not None and rec.parent_ref not in self.orders:
+                self.recall(rec.parent_ref)
+
+    def recall(self, ref: str) -> OrderRecord | None:
+        """An order of ours the journal has but memory does not (done before this process)."""
+        rec = self.orders.get(ref)
+        if rec is None:
+            row = self.journal.order(ref)
+            if row is not None:
+                rec = _record(row)
+                self._index(rec)
+        return rec
 
     def _index(self, rec: OrderRecord) -> None:
         self.orders[rec.ref] = rec
         self._by_id[(rec.client_id, rec.order_id)] = rec.ref
         if rec.perm_id:
             self._by_perm[rec.perm_id] = rec.ref
+        if rec.live:
+            self._live[rec.ref] = rec
+        else:
+            self._live.pop(rec.ref, None)
 
     def live(self) -> list[OrderRecord]:
-        return [r for r in self.orders.values() if r.live]
+        """Orders not done, oldest first (kept apart: ``orders`` grows over a session)."""
+        return list(self._live.values())
 
     def children(self, parent_ref: str) -> list[OrderRecord]:
         return [r for r in self.orders.values() if r.parent_ref == parent_ref]
@@ -381,7 +381,7 @@ class Executor:
         if rec is None:
             if not self.is_ours(ref):
                 return
-            rec = self._adopt(order, status)
+            rec = self.recall(ref) or self._adopt(order, status)
         self.seen_at_broker.add(rec.ref)
         if order.permId and rec.perm_id != order.permId:
             rec.perm_id = order.permId
@@ -451,6 +451,8 @@ class Executor:
             return
         old = rec.status
         rec.status = status
+        if not rec.live:
+            self._live.pop(rec.ref, None)
         rec.filled = max(rec.filled, filled)
         if avg is not None:
             rec.avg_fill_price = avg
@@ -469,6 +471,8 @@ class Executor:
     def _execution(self, contract: Contract, ex: Any) -> None:
         ref = ex.orderRef or ""
         rec = self._record_for(ex.clientId, ex.orderId, ex.permId, ref)
+        if rec is None and self.is_ours(ref):
+            rec = self.recall(ref)
         if rec is None and not self.is_ours(ref):
             return  # not ours: a manual trade shows up as a position mismatch instead
         side = {"BOT": "BUY", "SLD": "SELL"}.get(ex.side, ex.side)
@@ -536,5 +540,29 @@ class Executor:
         """Journaled but never acknowledged, and unknown at the broker: they were never sent."""
         for rec in records:
             rec.status = "Abandoned"
+            self._live.pop(rec.ref, None)
             self.journal.update_order(rec.ref, status="Abandoned", time=self._wall(), detail=why)
             log.warning("order_abandoned", ref=rec.ref, reason=why)
+
+
+def _record(row: OrderRow) -> OrderRecord:
+    return OrderRecord(
+        ref=row.ref,
+        role=Role(row.role),
+        intent_ref=row.intent_ref,
+        parent_ref=row.parent_ref,
+        client_id=row.client_id,
+        order_id=row.order_id or 0,
+        action=row.action,
+        quantity=row.quantity,
+        order_type=row.order_type,
+        lmt_price=row.lmt_price,
+        aux_price=row.aux_price,
+        tif=row.tif,
+        oca_group=row.oca_group or "",
+        status=row.status,
+        perm_id=row.perm_id,
+        filled=row.filled or 0,
+        avg_fill_price=row.avg_fill_price,
+        created=row.created,
+    )

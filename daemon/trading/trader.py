@@ -105,6 +105,7 @@ class Trader:
         self.day = ""
         self._pending_flip: tuple[Intent, str, float] | None = None
         self._trades_seen = 0
+        self._journaled: dict[int, int] = {}  # con_id -> Σ journaled fills
         self._exits_sent: set[str] = set()  # targets moved through the market
         self._fills_at_disconnect = 0
         self._volume_seen = 0.0
@@ -158,7 +159,10 @@ class Trader:
         return self.ledger.position if con_id is None else self._position_of(con_id)
 
     def _position_of(self, con_id: int) -> int:
-        return self.journal.journal_position(con_id) + self.offsets.get(con_id, 0)
+        journaled = self._journaled.get(con_id)
+        if journaled is None:  # cached between fills: this is on every trade's path
+            journaled = self._journaled[con_id] = self.journal.journal_position(con_id)
+        return journaled + self.offsets.get(con_id, 0)
 
     def _con_id(self) -> int | None:
         contract = self.market.contract
@@ -356,6 +360,7 @@ class Trader:
     # --- broker events ---
 
     def _on_fill(self, fill: FillReport) -> None:
+        self._journaled.clear()
         self.risk.record_fill()
         self.rebuild_pnl()
         self._changed.set()
@@ -448,6 +453,7 @@ class Trader:
 
     def rebuild_pnl(self) -> None:
         """Position, average price and the day's PnL from the journal's executions."""
+        self._journaled.clear()
         con_id = self._con_id()
         ledger = Ledger(ES_MULTIPLIER)
         realized = commissions = 0.0
