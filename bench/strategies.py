@@ -16,7 +16,8 @@ class Trigger:
     time from that print to the order at the gateway is the daemon's own path. The entry is a
     limit ``offset_ticks`` through the bid (negative: below it), far enough not to fill. Only
     an update holding exactly one trade counts: a size summed over several prints is never a
-    signal. Nothing happens on an untrusted view or on bars.
+    signal. Arming needs a trusted view; disarming does not (it only cancels), so an entry
+    never outlives a spell of degraded data. Bars are ignored.
     """
 
     class Params(BaseModel):
@@ -46,10 +47,10 @@ class Trigger:
         self.disarmed = 0
 
     def on_trade(self, trade: TradeUpdate, view: StrategyView) -> Intent | None:
-        if trade.trades != 1 or not view.trusted:
+        if trade.trades != 1:
             return None
         p = self.params
-        if trade.size == p.arm_size:
+        if trade.size == p.arm_size and view.trusted:
             self.armed += 1
             return Intent(
                 target=1,

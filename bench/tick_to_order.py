@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from bench.ibsim_throughput import Window
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ListSource
 from ibsim.model import QuoteTick, Side, TradeTick
@@ -57,19 +59,11 @@ CLEAR_WAIT_S = 0.5  # bound on waiting for the previous cycle's cancel at the ga
 STOP_TIMEOUT_S = 15.0
 PACE_S = 0.001  # the feed wakes up about this often and sends what is due
 MAX_BATCH = 100  # at most this many background messages in one loop turn
+OTHERS_NOTE = 0.25  # cores used by other processes worth a note
 
 
 def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid``; None without /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -86,7 +80,7 @@ class Feed:
     """Background quotes and trades at a fixed message rate, paced with the loop clock; the
     gateway's clock follows the wall clock from T0."""
 
-    PATTERN = ("q", "t", "q", "q", "t")  # 3 quotes : 2 trades
+    PATTERN = ("q", "q", "t", "q", "q")  # 4 quotes : 1 trade, as on a busy ES book
 
     def __init__(self, gw: Gateway, rate: float) -> None:
         self.gw = gw
@@ -108,8 +102,9 @@ class Feed:
         kind = self.PATTERN[n % len(self.PATTERN)]
         if kind == "q":
             return QuoteTick(t, BID, ASK, 10 + n % 50, 10 + (n * 7) % 50)
-        size = 1 + n % 5
-        return TradeTick(t, ASK, size, Side.BUY) if n % 2 else TradeTick(t, BID, size, Side.SELL)
+        k = n // len(self.PATTERN)  # sizes 1..5, buyers and sellers in turn
+        size = 1 + k % 5
+        return TradeTick(t, ASK, size, Side.BUY) if k % 2 else TradeTick(t, BID, size, Side.SELL)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -163,16 +158,18 @@ class WireCounter:
 
 @dataclass(slots=True)
 class Run:
-    """One measured run: latencies (None = no order), feed rate, CPU shares."""
+    """One measured run: latencies (None = no order), feed rate, CPU use in cores."""
 
     name: str
     latencies: list[float | None] = field(default_factory=list)  # seconds
     bracket: list[float] = field(default_factory=list)  # trigger -> 3rd placeOrder, seconds
     leftovers: int = 0  # cycles that began with the previous entry still working
     wire_rate: float = 0.0
-    client_cpu: float | None = None  # share of one core
-    gateway_cpu: float = 0.0
+    client_cpu: float | None = None
+    gateway_cpu: float = 0.0  # this process: the gateway, its feed and the bench
+    others_cpu: float | None = None  # every other process on the machine
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def measured(self) -> list[float]:
@@ -254,18 +251,18 @@ async def measure(
         for _ in range(args.warmup_cycles):
             await cycle(gw, feed, arrivals, client_id, args.period)
         wire = WireCounter(session)
-        cpu0, own0, t0 = cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
+        window = Window(proc.pid)
         for _ in range(args.cycles):
             latency, third, leftover = await cycle(gw, feed, arrivals, client_id, args.period)
             run.latencies.append(latency)
             if third is not None:
                 run.bracket.append(third)
             run.leftovers += leftover
-        run.seconds = time.perf_counter() - t0
-        cpu1 = cpu_seconds(proc.pid)
-        run.gateway_cpu = (time.process_time() - own0) / run.seconds
-        if cpu0 is not None and cpu1 is not None:
-            run.client_cpu = (cpu1 - cpu0) / run.seconds
+        usage = window.close()
+        run.seconds = usage.seconds
+        run.gateway_cpu, run.client_cpu, run.others_cpu = usage.own, usage.gateway, usage.others
+        if usage.steal is not None and usage.steal >= 0.01:
+            run.notes.append(f"the hypervisor stole {_pct(usage.steal)} of a core")
         run.wire_rate = wire.count / run.seconds
     finally:
         stop(proc)
@@ -393,7 +390,28 @@ async def daemon_run(journal_sync: str, args: argparse.Namespace) -> Run:
                 doc = daemon_status(directory / "state")
                 raise RuntimeError(f"{exc}; status: {doc}; stderr:\n{_tail(log)}") from None
 
-        return await measure(f"daemon, journal_sync={journal_sync}", spawn, ready, DAEMON_ID, args)
+        run = await measure(f"daemon, journal {journal_sync}", spawn, ready, DAEMON_ID, args)
+        run.notes += daemon_notes(directory / "state")
+        return run
+
+
+def daemon_notes(state_dir: Path) -> list[str]:
+    """What in the daemon's final status and journal explains triggers without an order."""
+    doc = daemon_status(state_dir)
+    notes = []
+    if doc.get("volume_gaps"):
+        notes.append(
+            f"the daemon flagged {doc['volume_gaps']} volume gap(s) (data DEGRADED, no entries; "
+            f"missing_volume {doc.get('missing_volume')})"
+        )
+    if doc.get("rejected_ticks"):
+        notes.append(f"the daemon rejected ticks: {doc['rejected_ticks']}")
+    with contextlib.suppress(sqlite3.Error):
+        with contextlib.closing(sqlite3.connect(state_dir / "journal.sqlite")) as db:
+            refused = db.execute("SELECT detail FROM intents WHERE status = 'refused'").fetchall()
+        if refused:
+            notes.append(f"risk refused {len(refused)} intent(s), first: {refused[0][0]}")
+    return notes
 
 
 # --- the baseline: a bare ib_async client ---
@@ -414,7 +432,7 @@ async def baseline_run(args: argparse.Namespace) -> Run:
 
             await until(ok, READY_TIMEOUT_S, "tick-by-tick subscriptions of the baseline client")
 
-        return await measure("baseline: bare ib_async client", spawn, ready, BASELINE_ID, args)
+        return await measure("baseline: bare ib_async", spawn, ready, BASELINE_ID, args)
 
 
 def front_con_id() -> int:
@@ -489,34 +507,36 @@ def render(machine: Machine, runs: list[Run], args: argparse.Namespace) -> str:
         "processed by ibsim (loopback)",
         f"machine: {machine.platform}, {machine.cpus} CPUs, {machine.python}, "
         f"load avg (1 min) {load}",
-        f"{args.cycles} cycles (+{args.warmup_cycles} warm-up) every {args.period:g} s; "
-        f"background feed {args.rate:,.0f} msg/s offered (3 quotes : 2 trades)",
+        f"{args.cycles} cycles (+{args.warmup_cycles} warm-up) every {args.period:g} s per run; "
+        f"background feed {args.rate:,.0f} msg/s offered (4 quotes : 1 trade)",
         "",
-        f"{'run':<32}{'wire msg/s':>11}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}"
-        f"{'no order':>9}{'client CPU':>11}{'ibsim CPU':>10}",
+        f"{'run':<28}{'wire msg/s':>11}{'p50':>7}{'p90':>7}{'p99':>7}{'max':>7}"
+        f"{'no order':>9}{'client':>8}{'ibsim':>7}{'others':>8}",
     ]
     for r in runs:
         lines.append(
-            f"{r.name:<32}{r.wire_rate:>11,.0f}{_ms(r.stat_ms(50)):>8}{_ms(r.stat_ms(90)):>8}"
-            f"{_ms(r.stat_ms(99)):>8}{_ms(r.stat_ms(100)):>8}{r.missing:>9}"
-            f"{_pct(r.client_cpu):>11}{_pct(r.gateway_cpu):>10}"
+            f"{r.name:<28}{r.wire_rate:>11,.0f}{_ms(r.stat_ms(50)):>7}{_ms(r.stat_ms(90)):>7}"
+            f"{_ms(r.stat_ms(99)):>7}{_ms(r.stat_ms(100)):>7}{r.missing:>9}"
+            f"{_pct(r.client_cpu):>8}{_pct(r.gateway_cpu):>7}{_cores(r.others_cpu):>8}"
         )
-    lines.append("(latencies in ms; wire = messages the gateway sent that client per second)")
+    lines += [
+        "latencies in ms; wire: messages/s the gateway sent that client; client, ibsim: CPU in "
+        "% of a core; others: cores used by every other process",
+        "",
+    ]
     base = runs[0]
-    lines.append("")
     for r in runs[1:]:
         diffs = []
         for q in (50, 90, 99):
             a, b = r.stat_ms(q), base.stat_ms(q)
             diffs.append("n/a" if a is None or b is None else f"{a - b:+.2f}")
-        lines.append(f"{r.name} - baseline: p50 {diffs[0]}, p90 {diffs[1]}, p99 {diffs[2]} ms")
-    for r in runs[1:]:
+        bracket = ""
         if r.bracket:
-            b50 = percentile(r.bracket, 50) * 1000
-            b99 = percentile(r.bracket, 99) * 1000
-            lines.append(
-                f"{r.name}: whole bracket (3rd placeOrder) p50 {b50:.2f}, p99 {b99:.2f} ms"
-            )
+            b50, b99 = (percentile(r.bracket, q) * 1000 for q in (50, 99))
+            bracket = f"; whole bracket (3rd placeOrder) p50 {b50:.2f}, p99 {b99:.2f}"
+        lines.append(
+            f"{r.name} - baseline: p50 {diffs[0]}, p90 {diffs[1]}, p99 {diffs[2]} ms{bracket}"
+        )
     lines.append("")
     for r in runs[1:]:
         p99 = r.stat_ms(99)
@@ -527,14 +547,25 @@ def render(machine: Machine, runs: list[Run], args: argparse.Namespace) -> str:
             lines.append(f"WARNING: {r.name}: {r.missing} trigger(s) got no order")
         if r.leftovers:
             lines.append(
-                f"note: {r.name}: {r.leftovers} cycle(s) began with the previous entry working"
+                f"note: {r.name}: {r.leftovers} cycle(s) began with the previous entry still "
+                "working at the gateway (a strategy already long by its working entry sends none)"
             )
         if r.wire_rate < 0.95 * args.rate:
             lines.append(
-                f"note: {r.name}: the feed reached {r.wire_rate:,.0f} msg/s of "
-                f"{args.rate:,.0f} (the gateway's loop could not keep the pace)"
+                f"note: {r.name}: the feed reached {r.wire_rate:,.0f} of {args.rate:,.0f} "
+                "msg/s (the gateway's loop could not keep the pace)"
             )
+        if r.others_cpu is not None and r.others_cpu >= OTHERS_NOTE:
+            lines.append(
+                f"note: {r.name}: other processes used {r.others_cpu:.2f} cores meanwhile; "
+                "compare with the baseline, not across runs"
+            )
+        lines += [f"note: {r.name}: {n}" for n in r.notes]
     return "\n".join(lines)
+
+
+def _cores(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _loadavg() -> float | None:

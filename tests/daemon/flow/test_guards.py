@@ -604,7 +604,9 @@ BAD_QUOTES = ["crossed", "locked", "bid", "ask", "size", "off_grid", "stale"]
 @st.composite
 def streams(draw: st.DrawFn) -> Stream:
     """Clean ES-like trades and quotes moving a tick or two at a time (never a spike), with bad
-    ticks of every kind slipped in between: at most one spike per gap, and only after a trade."""
+    ticks of every kind slipped in between: at most one spike per gap, and only after a clean
+    trade that came after the previous spike. (Two far prints at one level with no good trade
+    between them confirm each other, exactly as a real gap does: that is not a bad tick.)"""
     n = draw(st.integers(1, 60))
     tick = draw(st.integers(19_000, 21_000))
     time = T0
@@ -612,8 +614,8 @@ def streams(draw: st.DrawFn) -> Stream:
     out = Stream()
     last_trade: TradeEvent | None = None
     newest = -INF
+    may_spike = False  # a clean trade since the last spike
     for _ in range(n):
-        spiked = False
         for _ in range(draw(st.integers(0, 3))):
             seq += 1
             kind = draw(st.sampled_from(["trade", "quote", "dup", "spike"]))
@@ -625,8 +627,8 @@ def streams(draw: st.DrawFn) -> Stream:
                 bad = TradeEvent(seq, price, size, bad_time, 0.0)
             elif kind == "dup" and last_trade is not None:
                 bad = last_trade
-            elif kind == "spike" and last_trade is not None and not spiked:
-                spiked = True
+            elif kind == "spike" and may_spike:
+                may_spike = False
                 # Far beyond any drift of the clean path (<= 2 ticks a step, <= 60 steps).
                 away = draw(st.sampled_from([-1, 1])) * draw(st.integers(400, 4000))
                 bad = TradeEvent(seq, (tick + away) / 4, 1.0, time, 0.0)
@@ -657,6 +659,7 @@ def streams(draw: st.DrawFn) -> Stream:
         if draw(st.booleans()):
             good = TradeEvent(seq, tick / 4, float(draw(st.integers(1, 50))), time, 0.0)
             last_trade = good
+            may_spike = True
         else:
             spread = draw(st.integers(1, 2))
             low = tick - draw(st.integers(0, spread))
