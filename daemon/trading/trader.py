@@ -179,6 +179,17 @@ class Trader:
                 total -= rec.sign * rec.remaining  # a SELL exit closes a long: +remaining
         return total
 
+    def unprotected(self) -> int:
+        """Contracts of the position no live stop at the broker would close (0 = all covered)."""
+        position = self.position
+        if not position:
+            return 0
+        closing = "SELL" if position > 0 else "BUY"
+        stops = sum(
+            r.remaining for r in self.executor.live() if r.role is Role.STOP and r.action == closing
+        )
+        return max(0, abs(position) - stops)
+
     def view(self, t: float, state: FlowState | None) -> StrategyView:
         health = state.health if state is not None else self.flow.health
         return StrategyView(
@@ -508,6 +519,16 @@ class Trader:
             )
         if not self.conn.ready:
             return
+        naked = self.unprotected()
+        if naked and not self.exiting() and not self._flattening_now():
+            log.error(
+                "position_unprotected",
+                contracts=naked,
+                position=self.position,
+                action="no live stop covers them at the broker: orderflowd flatten, or place one",
+                rate_limited=True,
+                rate_key="position_unprotected",
+            )
         timeout = self.settings.execution.entry_timeout_s
         for rec in self.executor.live():
             if rec.role is not Role.ENTRY or now - rec.created < timeout or rec.perm_id is None:
@@ -680,6 +701,9 @@ class Trader:
         elif policy == "flatten":
             await self.flatten("shutdown")
 
+    def _flattening_now(self) -> bool:
+        return self._flattening is not None and not self._flattening.done()
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -705,6 +729,8 @@ class Trader:
             "refusals": risk.get("refusals", {}),
             "last_refusals": risk.get("last_refusals", []),
             "reconciled": self.reconciled,
+            "last_reconcile": self.last_reconcile,
+            "unprotected": self.unprotected(),
             "mismatches": self.mismatches,
             "day": self.day,
         }

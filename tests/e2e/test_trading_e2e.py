@@ -171,8 +171,9 @@ async def test_entry_is_a_complete_bracket_and_stop_and_target_cancel_each_other
     assert stop.status is OrderStatus.PRE_SUBMITTED  # children wait for the parent's fill
 
     market.quote(4999.75, 5000.0)  # the ask comes down to the parent's limit: filled
-    await d.until(lambda: d.trader.position == 1)
+    await d.until(lambda: d.trader.position == 1 and stop.status is OrderStatus.SUBMITTED)
     assert position(gateway) == 1
+    await d.until(lambda: d.trader.unprotected() == 0)  # the stop covers the position
     market.quote(5003.0, 5003.25)
     market.trade(5003.25, 5)  # through the target
     await d.until(lambda: d.trader.position == 0 and not d.trader.executor.live())
@@ -378,6 +379,7 @@ async def test_a_position_the_journal_cannot_explain_halts_and_resume_adopts_it(
     reply = await d.trader.command("resume", {"reason": "checked: my manual trade"})
     assert reply["ok"]
     assert d.trader.position == 1  # the broker's word, remembered as an adjustment
+    assert d.trader.unprotected() == 1  # a manual position has no stop: status says so
     kinds = [e.kind for e in d.trader.journal.events()]
     assert "mismatch" in kinds
     assert "adopt_position" in kinds
