@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python -m bench.daemon_reconnect
 	$(BIN)/python -m bench.flow_accuracy
 	$(BIN)/python -m bench.flow_extractor
+	$(BIN)/python -m bench.tick_to_order
 
 # Against a local TWS / IB Gateway paper login (ports 7497, then 4002).
 run-paper: install

@@ -40,7 +40,10 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from ib_async import IB, Contract, LimitOrder, Trade
+
 from bench.ibsim_throughput import Window
+from ibsim import contracts
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ListSource
 from ibsim.model import QuoteTick, Side, TradeTick
@@ -50,10 +53,10 @@ HOST = "127.0.0.1"
 # Friday 2026-11-20 08:30 CT: RTH has just opened, ESZ6 is the front month.
 T0 = datetime(2026, 11, 20, 8, 30, tzinfo=ZoneInfo("US/Central")).timestamp()
 BID, ASK, TICK = 5000.0, 5000.25, 0.25
-ARM, DISARM = 77, 78  # trade sizes the background feed never prints (it prints 1..5)
+ARM, DISARM = 77, 78  # trade sizes the background feed never prints (it prints 1..3)
 DAEMON_ID, BASELINE_ID = 7, 8
 TARGET_P99_MS = 5.0
-ORDER_WAIT_S = 1.0  # a trigger with no order by then counts as "no order"
+ORDER_WAIT_S = 0.25  # a trigger with no order by then counts as "no order"
 READY_TIMEOUT_S = 60.0  # client connected, reconciled, data OK
 CLEAR_WAIT_S = 0.5  # bound on waiting for the previous cycle's cancel at the gateway
 STOP_TIMEOUT_S = 15.0
@@ -80,7 +83,7 @@ class Feed:
     """Background quotes and trades at a fixed message rate, paced with the loop clock; the
     gateway's clock follows the wall clock from T0."""
 
-    PATTERN = ("q", "q", "t", "q", "q")  # 4 quotes : 1 trade, as on a busy ES book
+    PATTERN = ("q", "q", "q", "q", "t", "q", "q", "q", "q", "q")  # 9 quotes : 1 trade
 
     def __init__(self, gw: Gateway, rate: float) -> None:
         self.gw = gw
@@ -102,8 +105,8 @@ class Feed:
         kind = self.PATTERN[n % len(self.PATTERN)]
         if kind == "q":
             return QuoteTick(t, BID, ASK, 10 + n % 50, 10 + (n * 7) % 50)
-        k = n // len(self.PATTERN)  # sizes 1..5, buyers and sellers in turn
-        size = 1 + k % 5
+        k = n // len(self.PATTERN)  # sizes 1..3, buyers and sellers in turn
+        size = 1 + k % 3
         return TradeTick(t, ASK, size, Side.BUY) if k % 2 else TradeTick(t, BID, size, Side.SELL)
 
     async def run(self) -> None:
@@ -245,7 +248,9 @@ async def measure(
     proc = spawn(port)
     run = Run(name)
     try:
+        started = time.perf_counter()
         await ready(gw, proc)
+        progress(f"  ready after {time.perf_counter() - started:.1f} s")
         session = gw.session_of(client_id)
         assert session is not None, "the client is not connected"
         for _ in range(args.warmup_cycles):
@@ -265,21 +270,25 @@ async def measure(
             run.notes.append(f"the hypervisor stole {_pct(usage.steal)} of a core")
         run.wire_rate = wire.count / run.seconds
     finally:
-        stop(proc)
         feeding.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await feeding
+        await stop(proc)
+        # Let the session see the client's EOF first: Gateway.stop() flushes open sessions, and
+        # a write to a socket the peer already closed raises.
+        with contextlib.suppress(TimeoutError):
+            await until(lambda: all(s.closed for s in gw.sessions), 2.0, "", 0.01)
         await gw.stop()
     return run
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after STOP_TIMEOUT_S."""
+async def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after STOP_TIMEOUT_S; the gateway keeps serving meanwhile."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
+            await until(lambda: proc.poll() is not None, STOP_TIMEOUT_S, "exit", 0.02)
+        except TimeoutError:
             proc.kill()
             proc.wait()
 
@@ -354,6 +363,19 @@ metrics_port = 0
 """
     )
     return config
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (from /proc/mounts), or "unknown"."""
+    best, kind = "", "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/mounts").read_text().splitlines():
+            fields = line.split()
+            mount = fields[1]
+            inside = str(path.resolve()).startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) > len(best):
+                best, kind = mount, fields[2]
+    return kind
 
 
 def daemon_status(state_dir: Path) -> dict[str, Any]:
@@ -436,15 +458,11 @@ async def baseline_run(args: argparse.Namespace) -> Run:
 
 
 def front_con_id() -> int:
-    from ibsim import contracts
-
     return contracts.listed_futures(T0)[0].con_id
 
 
 async def baseline_client(port: int, con_id: int) -> None:
     """Subscribe AllLast + BidAsk; placeOrder on a trade of ARM contracts, cancel on DISARM."""
-    from ib_async import IB, Contract, LimitOrder, Trade
-
     asyncio.set_event_loop(asyncio.get_running_loop())  # aeventkit schedules on this loop
     ib = IB()
     await ib.connectAsync(HOST, port, clientId=BASELINE_ID, timeout=10)
@@ -458,7 +476,7 @@ async def baseline_client(port: int, con_id: int) -> None:
     def all_last(
         reqId: int,
         tickType: int,
-        time: int,
+        tick_time: int,
         price: float,
         size: float,
         attrib: Any,
@@ -473,9 +491,10 @@ async def baseline_client(port: int, con_id: int) -> None:
             for trade in working:
                 ib.cancelOrder(trade.order)
             working.clear()
-        original(reqId, tickType, time, price, size, attrib, exchange, specialConditions)
+        original(reqId, tickType, tick_time, price, size, attrib, exchange, specialConditions)
 
-    wrapper.tickByTickAllLast = all_last  # type: ignore[method-assign,assignment]  # a tap, as in the daemon
+    # A tap, as the daemon's MarketData does; mypy cannot type a replaced method.
+    wrapper.tickByTickAllLast = all_last  # type: ignore[method-assign,assignment]
     ib.reqTickByTickData(contract, "AllLast")
     ib.reqTickByTickData(contract, "BidAsk")  # decode the same stream as the daemon
     await asyncio.Event().wait()  # until SIGTERM
@@ -508,7 +527,8 @@ def render(machine: Machine, runs: list[Run], args: argparse.Namespace) -> str:
         f"machine: {machine.platform}, {machine.cpus} CPUs, {machine.python}, "
         f"load avg (1 min) {load}",
         f"{args.cycles} cycles (+{args.warmup_cycles} warm-up) every {args.period:g} s per run; "
-        f"background feed {args.rate:,.0f} msg/s offered (4 quotes : 1 trade)",
+        f"background feed {args.rate:,.0f} msg/s offered (9 quotes : 1 trade); daemon journal "
+        f"on {filesystem(Path(tempfile.gettempdir()))}",
         "",
         f"{'run':<28}{'wire msg/s':>11}{'p50':>7}{'p90':>7}{'p99':>7}{'max':>7}"
         f"{'no order':>9}{'client':>8}{'ibsim':>7}{'others':>8}",
@@ -619,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--cycles", type=int, default=200, help="measured cycles per run (200)")
-    p.add_argument("--warmup-cycles", type=int, default=5, help="unmeasured cycles first (5)")
+    p.add_argument("--warmup-cycles", type=int, default=3, help="unmeasured cycles first (3)")
     p.add_argument("--period", type=float, default=0.25, help="seconds per cycle (0.25)")
     p.add_argument("--rate", type=float, default=5000.0, help="background msg/s (5000)")
     p.add_argument("--baseline-client", type=int, metavar="PORT", help=argparse.SUPPRESS)

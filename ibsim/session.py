@@ -139,7 +139,7 @@ class ClientSession:
         """Close the socket (FIN, or RST with `reset`) and release the client id."""
         if self._closed:
             return
-        if not reset:
+        if not reset and not self.writer.transport.is_closing():
             self.flush()
         self._closed = True
         if reset:

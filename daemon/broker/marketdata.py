@@ -42,6 +42,8 @@ from daemon.flow.events import (
 )
 from daemon.settings import DataSettings, InstrumentSettings
 
+VOLUME_TICKS = frozenset({8, 74})  # VOLUME, DELAYED_VOLUME
+
 log = structlog.get_logger("daemon.broker.marketdata")
 
 TBT_REFUSALS = frozenset({10189, 10190, 354, 10089})
@@ -396,9 +398,13 @@ class MarketData:
             original_price(reqId, tickType, price, size)
 
         def tick_size(reqId: int, tickType: int, size: float) -> None:
+            original_size(reqId, tickType, size)
             if reqId == self._mkt_req_id:
                 self._mkt_seen = True
-            original_size(reqId, tickType, size)
+                if tickType in VOLUME_TICKS and self._mode is DataMode.TICK_BY_TICK:
+                    # IB's cumulative volume, placed in the stream exactly where it arrived: at
+                    # the end of the read, trades later in that read would already be counted.
+                    self._on_read()
 
         def tick_string(reqId: int, tickType: int, value: str) -> None:
             if reqId == self._mkt_req_id:

@@ -105,6 +105,8 @@ class Trader:
         self.day = ""
         self._pending_flip: tuple[Intent, str, float] | None = None
         self._trades_seen = 0
+        self._roll_key: tuple[int, ...] | None = None
+        self._roll_starts: list[float] = []
         self._journaled: dict[int, int] = {}  # con_id -> Σ journaled fills
         self._exits_sent: set[str] = set()  # targets moved through the market
         self._fills_at_disconnect = 0
@@ -358,15 +360,19 @@ class Trader:
     def _roll_day_at(self, now: float) -> bool:
         if not self.settings.risk.no_entry_on_roll_day:
             return False
-        roll_days = self.settings.instrument.roll_days_before_expiry
-        for details in self.market.details:
-            try:
-                start = contracts.roll_time(details, roll_days).timestamp()
-            except (ValueError, AttributeError):
-                continue
-            if start <= now < start + timedelta(days=1).total_seconds():
-                return True
-        return False
+        details = self.market.details
+        key = tuple(d.contract.conId if d.contract else 0 for d in details)
+        if key != self._roll_key:  # roll times change only with the listed contracts
+            self._roll_key = key
+            roll_days = self.settings.instrument.roll_days_before_expiry
+            self._roll_starts = []
+            for cd in details:
+                try:
+                    self._roll_starts.append(contracts.roll_time(cd, roll_days).timestamp())
+                except (ValueError, AttributeError):
+                    continue
+        day = timedelta(days=1).total_seconds()
+        return any(start <= now < start + day for start in self._roll_starts)
 
     # --- broker events ---
 

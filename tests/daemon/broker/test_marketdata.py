@@ -412,3 +412,27 @@ async def test_refused_volume_subscription_keeps_tick_by_tick(feed: Make) -> Non
     assert sum(e["event"] == "volume_subscription_refused" for e in logs) == 1
     f.gw.apply(TradeTick(SIM_START.timestamp(), 5000.25, 6, Side.BUY))
     await f.until(lambda: any(t.size == 6 for t in f.trades()))
+
+
+async def test_volume_takes_its_place_in_the_stream_not_the_end_of_the_read(feed: Make) -> None:
+    """One socket read holding IB's cumulative volume and then a trade: the volume describes
+    the tape *before* that trade, so it must reach the extractor before it (a volume taken at
+    the end of the read would already include the trade and look like missing volume)."""
+    from ib_async import TickAttribLast
+
+    f = await feed()
+    await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
+    wrapper = f.conn.ib.wrapper
+    all_last = next(r for r, kind in f.md._req_ids.items() if kind == "AllLast")
+    volume = f.snapshots()[-1].volume
+    before = len(f.events)
+    # What the decoder does for such a read: one wrapper call per message, then updateEvent.
+    wrapper.tickSize(f.mkt_req_id(), 8, volume + 5)
+    wrapper.tickByTickAllLast(
+        all_last, 1, int(SIM_START.timestamp()), 5000.25, 3, TickAttribLast(), "CME", ""
+    )
+    f.conn.ib.updateEvent.emit()
+    new = f.events[before:]
+    assert [type(e).__name__ for e in new] == ["SnapshotEvent", "TradeEvent"]
+    assert isinstance(new[0], SnapshotEvent)
+    assert new[0].volume == volume + 5
