@@ -127,11 +127,15 @@ def print_trading(status: dict[str, object]) -> None:
             ).fetchall()
         )
         halts = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'halt'").fetchone()[0]
+        position = db.execute(
+            "SELECT COALESCE(SUM(CASE side WHEN 'BUY' THEN shares ELSE -shares END), 0) "
+            "FROM executions"
+        ).fetchone()[0]
     print(
         f"demo: trading {trading.get('state')}: {intents} intent(s), {fills[0]} fill(s) of "
         f"{fills[1]} contract(s); filled entries {roles.get('entry', 0)}, targets "
         f"{roles.get('target', 0)}, stops {roles.get('stop', 0)}, flatten "
-        f"{roles.get('flatten', 0)}; {halts} halt(s); position {trading.get('position')}, "
+        f"{roles.get('flatten', 0)}; {halts} halt(s); position at the end {position:+d}, "
         f"realized {trading.get('realized_pnl')}, net {trading.get('net_pnl')} USD"
     )
 
