@@ -18,6 +18,8 @@ EX_NOINPUT = 66
 EX_USAGE = 64
 EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
+EX_IOERR = 74
+EX_TEMPFAIL = 75
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,17 +113,26 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.runtime.control import ControlError
     from daemon.runtime.logs import configure_logging
     from daemon.runtime.supervisor import Supervisor
+    from daemon.trading.journal import JournalError
 
     configure_logging(settings.logging.format, settings.logging.level, settings.log_file)
-    supervisor = Supervisor(
-        settings,
-        allow_live=settings.trading.mode == "live" and args.live,
-        debug=args.command == "debug",
-        exit_after=args.exit_after,
-    )
-    return _event_loop_run(supervisor.run())
+    try:
+        supervisor = Supervisor(
+            settings,
+            allow_live=settings.trading.mode == "live" and args.live,
+            debug=args.command == "debug",
+            exit_after=args.exit_after,
+        )
+        return _event_loop_run(supervisor.run())
+    except JournalError as exc:  # never touched: a newer schema, not a journal, unreadable
+        print(f"orderflowd: journal: {exc}", file=sys.stderr)
+        return EX_IOERR
+    except ControlError as exc:  # e.g. another orderflowd on this state_dir
+        print(f"orderflowd: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
 
 
 def _event_loop_run(main: Any) -> int:

@@ -182,3 +182,32 @@ async def test_ready_is_sent_even_when_the_gateway_is_down(tmp_path: Path) -> No
             proc.kill()
             await proc.wait()
         notify.close()
+
+
+async def test_a_journal_it_cannot_use_exits_74_and_is_left_alone(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite"
+    journal.write_text("not a database\n")
+    proc = await _run(
+        "run", "--state-dir", str(tmp_path), "--port", "1", "--set", "trading.enabled=true"
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), WAIT)
+    assert proc.returncode == 74
+    assert "journal" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert journal.read_text() == "not a database\n"
+
+
+async def test_a_second_daemon_on_the_same_state_dir_exits_75(tmp_path: Path) -> None:
+    first = await _run("run", "--state-dir", str(tmp_path), "--port", "1")
+    try:
+        assert first.stderr is not None
+        async with asyncio.timeout(WAIT):  # its log says when the control socket listens
+            while b"control_listening" not in await first.stderr.readline():
+                pass
+        second = await _run("run", "--state-dir", str(tmp_path), "--port", "1")
+        _, err = await asyncio.wait_for(second.communicate(), WAIT)
+        assert second.returncode == 75
+        assert "another orderflowd is running" in err.decode()
+    finally:
+        first.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(first.communicate(), WAIT)
