@@ -36,7 +36,7 @@ from daemon.trading.trader import Trader
 
 log = structlog.get_logger("daemon.runtime.supervisor")
 
-SHUTDOWN_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 15.0  # under systemd's TimeoutStopSec=20, room for a 2 x 5 s flatten
 LAG_PROBE_S = 0.25
 MAX_HEALTHY_LAG_S = 1.0
 FLOW_LOG_EVERY_S = 10.0

@@ -43,7 +43,7 @@ log = structlog.get_logger("daemon.trading.trader")
 
 CME_ZONE = ZoneInfo("America/Chicago")
 ES_MULTIPLIER = 50.0
-FLATTEN_WAIT_S = 10.0
+FLATTEN_WAIT_S = 5.0  # for the broker to confirm the cancels, then the closing fill
 _ACCEPTED = frozenset({"PreSubmitted", "Submitted", "Filled"})
 
 
