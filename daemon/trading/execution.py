@@ -26,14 +26,21 @@ from typing import Any
 import structlog
 from ib_async import IB, Contract, Order
 
+from daemon.flow.guards import UNSET_DOUBLE
 from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import ExecutionSettings
 from daemon.trading.journal import ExecRow, Journal, NewOrder, OrderRow
-from daemon.trading.orders import DONE_STATUSES, JOURNALED, ROLE_SUFFIX, OrderRecord, Role
+from daemon.trading.orders import (
+    ABANDONED,
+    DONE_STATUSES,
+    JOURNALED,
+    ROLE_SUFFIX,
+    OrderRecord,
+    Role,
+)
 
 log = structlog.get_logger("daemon.trading.execution")
 
-_UNSET = 1.7976931348623157e308  # IB's unset double
 _REJECT_CODES = frozenset({103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147})
 
 
@@ -58,7 +65,7 @@ def _price(value: float | Decimal | None) -> float | None:
     if value is None:
         return None
     number = float(value)
-    return None if number >= _UNSET or math.isnan(number) else number
+    return None if number >= UNSET_DOUBLE or math.isnan(number) else number
 
 
 class Executor:
@@ -539,9 +546,9 @@ class Executor:
     def abandon(self, records: Iterable[OrderRecord], why: str) -> None:
         """Journaled but never acknowledged, and unknown at the broker: they were never sent."""
         for rec in records:
-            rec.status = "Abandoned"
+            rec.status = ABANDONED
             self._live.pop(rec.ref, None)
-            self.journal.update_order(rec.ref, status="Abandoned", time=self._wall(), detail=why)
+            self.journal.update_order(rec.ref, status=ABANDONED, time=self._wall(), detail=why)
             log.warning("order_abandoned", ref=rec.ref, reason=why)
 
 

@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 
 import structlog
 
+from daemon.flow.guards import UNSET_DOUBLE
 from daemon.trading.ledger import normalize_side
 from daemon.trading.model import EntryType
 
@@ -38,7 +39,6 @@ ABANDONED: Final = "Abandoned"  # ours: journaled but never reached the broker
 DONE_ORDER_STATUSES: Final = frozenset(
     {"Filled", "Cancelled", "ApiCancelled", "Inactive", ABANDONED}
 )
-UNSET_DOUBLE: Final = 1.7976931348623157e308  # IB's "no value" for a double
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 

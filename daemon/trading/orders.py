@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-DONE_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive", "Abandoned"})
-"""Statuses after which an order never works again (IB's, plus our Abandoned)."""
+from daemon.trading.journal import ABANDONED, JOURNALED
+from daemon.trading.journal import DONE_ORDER_STATUSES as DONE_STATUSES
 
-JOURNALED = "Journaled"  # written to the journal, not (yet) acknowledged by the broker
+__all__ = ["ABANDONED", "DONE_STATUSES", "JOURNALED", "ROLE_SUFFIX", "OrderRecord", "Role"]
 
 
 class Role(enum.StrEnum):

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,7 @@ from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import Settings
 from daemon.trading.execution import Executor, FillReport, round_to_tick
 from daemon.trading.journal import Journal
-from daemon.trading.ledger import Ledger
+from daemon.trading.ledger import ES_MULTIPLIER, DayLedger, Ledger
 from daemon.trading.model import EntryType, Intent, Refusal, StrategyView, TradeUpdate, TradingState
 from daemon.trading.orders import JOURNALED, OrderRecord, Role
 from daemon.trading.reconcile import reconcile
@@ -42,7 +42,6 @@ from daemon.trading.strategy import Strategy
 log = structlog.get_logger("daemon.trading.trader")
 
 CME_ZONE = ZoneInfo("America/Chicago")
-ES_MULTIPLIER = 50.0
 FLATTEN_WAIT_S = 5.0  # for the broker to confirm the cancels, then the closing fill
 _ACCEPTED = frozenset({"PreSubmitted", "Submitted", "Filled"})
 
@@ -220,19 +219,7 @@ class Trader:
             return
         if state is None:
             state = self.flow.state()
-        self._roll_day(now)
-        ref = self.journal.next_intent_ref(self.settings.execution.order_ref_prefix, self.day)
-        self.journal.record_intent(
-            ref,
-            time=self._wall(),
-            day=self.day,
-            target=intent.target,
-            entry=intent.entry.value,
-            offset_ticks=intent.offset_ticks,
-            stop_ticks=intent.stop_ticks,
-            target_ticks=intent.target_ticks,
-            reason=intent.reason,
-        )
+        ref = self._journal_intent(intent, now)
         log.info("intent", ref=ref, target=intent.target, position=position, reason=intent.reason)
         self._pending_flip = None
         want = intent.target - position
@@ -256,6 +243,24 @@ class Trader:
                 self.journal.set_intent_status(ref, "sent")
             return
         self._enter(ref, intent, position + self.working_entries(), ctx, state)
+
+    def _journal_intent(self, intent: Intent, now: float, status: str = "new") -> str:
+        """Give the intent the day's next ref and commit it; returns the ref."""
+        self._roll_day(now)
+        ref = self.journal.next_intent_ref(self.settings.execution.order_ref_prefix, self.day)
+        self.journal.record_intent(
+            ref,
+            time=self._wall(),
+            day=self.day,
+            target=intent.target,
+            entry=intent.entry.value,
+            offset_ticks=intent.offset_ticks,
+            stop_ticks=intent.stop_ticks,
+            target_ticks=intent.target_ticks,
+            reason=intent.reason,
+            status=status,
+        )
+        return ref
 
     def _enter(
         self, ref: str, intent: Intent, current: int, ctx: RiskContext, state: FlowState
@@ -472,16 +477,10 @@ class Trader:
         """Position, average price and the day's PnL from the journal's executions."""
         self._journaled.clear()
         con_id = self._con_id()
-        ledger = Ledger(ES_MULTIPLIER)
-        realized = commissions = 0.0
-        for ex in self.journal.executions(con_id=con_id):
-            r = ledger.apply(ex.side, ex.shares, ex.price, ex.commission or 0.0)
-            if ex.day == self.day:
-                realized += r
-                commissions += ex.commission or 0.0
-        self.ledger = ledger
-        self.day_realized = realized
-        self.day_commissions = commissions
+        day = DayLedger.from_executions(self.journal.executions(con_id=con_id), self.day)
+        self.ledger = day.ledger(con_id) if con_id is not None else Ledger(ES_MULTIPLIER)
+        self.day_realized = day.realized
+        self.day_commissions = day.commissions
 
     def unrealized(self) -> float | None:
         return self.ledger.unrealized(self.flow.features.last_price)
@@ -609,12 +608,8 @@ class Trader:
         if refusal is not None:
             log.error("flatten_refused", rule=refusal.rule, detail=refusal.detail)
             return
-        self._roll_day(ctx.now)
-        ref = self.journal.next_intent_ref(self.settings.execution.order_ref_prefix, self.day)
-        self.journal.record_intent(
-            ref, time=self._wall(), day=self.day, target=0, entry="MKT", offset_ticks=0,
-            stop_ticks=0, target_ticks=0, reason=f"flatten: {reason}", status="sent",
-        )  # fmt: skip
+        closing = Intent(0, 0, 0, EntryType.MKT, reason=f"flatten: {reason}")
+        ref = self._journal_intent(closing, ctx.now, status="sent")
         self.executor.send_close(
             f"{ref}-F", Role.FLATTEN, ref, action, abs(position), None, ctx.now
         )
@@ -626,6 +621,10 @@ class Trader:
         if self.reconciled:
             return self._raw_position()
         con_id = self._con_id()
+        return 0 if con_id is None else self._broker_position(con_id)
+
+    def _broker_position(self, con_id: int) -> int:
+        """The position the broker last reported (positions subscription) in ``con_id``."""
         return sum(int(p.position) for p in self.ib.positions() if p.contract.conId == con_id)
 
     async def _wait(self, done: Callable[[], bool], seconds: float = FLATTEN_WAIT_S) -> bool:
@@ -676,8 +675,7 @@ class Trader:
 
     def _adopt_broker_position(self, con_id: int) -> None:
         """The operator accepted the broker's position after a mismatch: remember the offset."""
-        positions = [p for p in self.ib.positions() if p.contract.conId == con_id]
-        broker = sum(int(p.position) for p in positions)
+        broker = self._broker_position(con_id)
         journal = self.journal.journal_position(con_id)
         offset = broker - journal
         self.offsets[con_id] = offset
@@ -740,7 +738,3 @@ class Trader:
             "mismatches": self.mismatches,
             "day": self.day,
         }
-
-
-def utc(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
