@@ -4,11 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SRC := daemon ibsim
-CHECKED := daemon ibsim tests scripts bench
+SRC := daemon ibsim chaos
+CHECKED := daemon ibsim chaos tests scripts bench
 CONFIG ?= config/orderflowd.toml
 
-.PHONY: install lint test demo bench run-paper debug run-live systemd-check clean
+.PHONY: install lint test demo chaos bench run-paper debug run-live systemd-check clean
 
 install: $(STAMP)
 
@@ -29,6 +29,13 @@ test: lint
 # ibsim replaying real ES trades + the daemon in debug mode; ends by itself after about a minute.
 demo: install
 	$(BIN)/python scripts/demo.py
+
+# Seeded faults against the whole daemon trading replayed real data (about 25 minutes); prints
+# per-fault recovery times and the invariants, exits non-zero if one fails. `make test` runs a
+# one-round subset of the same code. Override: make chaos CHAOS_ARGS="--seed 3 --minutes 5".
+CHAOS_ARGS ?= --seed 1 --minutes 25
+chaos: install
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 # Figures, never assertions: ibsim throughput vs the ib_async decode ceiling, reconnects,
 # classification accuracy, extractor speed and memory.

@@ -116,6 +116,9 @@ class Gateway:
         self._unstalled.set()
         self._owners: dict[int, ClientSession] = {}
         self._released_at: dict[int, float] = {}
+        self._ids_held_until: dict[int, float] = {}  # id_clash fault: ids a ghost session keeps
+        self.peak_msg_rate: dict[int, int] = {}  # client id -> most messages seen in 1 s
+        self.rate_disconnects = 0  # clients cut off with error 100
         self._held: list[EngineEvent] = []  # order events during an 1100 outage
         self._farms = {"md": 2104, "hmds": 2106, "secdef": 2158}
         self._server: asyncio.Server | None = None
@@ -171,7 +174,10 @@ class Gateway:
         owner = self._owners.get(client_id)
         if owner is not None and not owner.closed:
             return False
-        if self._wall() < self._released_at.get(client_id, 0.0):
+        now = self._wall()
+        if now < self._released_at.get(client_id, 0.0):
+            return False
+        if now < self._ids_held_until.get(client_id, 0.0):
             return False
         self._owners[client_id] = session
         self._notify("connect")
@@ -398,6 +404,13 @@ class Gateway:
 
     # --- faults ---
 
+    def note_msg_rate(self, client_id: int | None, count: int, *, exceeded: bool) -> None:
+        """Pacing statistics: a session's message count over its last second."""
+        if client_id is not None and count > self.peak_msg_rate.get(client_id, 0):
+            self.peak_msg_rate[client_id] = count
+        if exceeded:
+            self.rate_disconnects += 1
+
     def notify_all(self, code: int, text: str | None = None) -> None:
         for s in list(self.sessions):
             if s.client_id is not None:
@@ -450,6 +463,22 @@ class Gateway:
 
     def bad_tick(self, kind: BadTick) -> int:
         return self.feed.inject_bad_tick(kind, self.clock.now())
+
+    def clash_client_ids(self, seconds: float) -> int:
+        """Every client dropped, and its id held by a ghost session for `seconds` (error 326).
+
+        This is TWS still holding the old socket of a client that reconnects; other ids work.
+        """
+        until = self._wall() + seconds
+        for client_id, owner in self._owners.items():
+            if not owner.closed:
+                self._ids_held_until[client_id] = until
+        return self.drop_clients()
+
+    def stop_market(self) -> None:
+        """No more market events (the end of a chaos run: nothing fills any more)."""
+        if self._tasks:
+            self._tasks[0].cancel()
 
     def reset_volume(self) -> None:
         self.feed.reset_volume()

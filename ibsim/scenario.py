@@ -12,6 +12,7 @@ on = "fill"             # ... or the nth occurrence of an event: order, fill, co
 nth = 1
 kind = "drop"           # drop (FIN) | reset (RST) | stall | outage | farm | restart | bad_tick
                         # | volume_reset | reject | read_only | market_data
+                        # | id_clash (drop, and 326 for that client id for `seconds`)
 ```
 Every kind is a `Gateway` method underneath, so tests can fire the same faults directly.
 """
@@ -46,6 +47,7 @@ KINDS = frozenset(
         "reject",
         "read_only",
         "market_data",
+        "id_clash",
     }
 )
 EVENTS = frozenset({"order", "fill", "connect"})
@@ -172,6 +174,8 @@ class Scenario:
                 gw.farm(fault.code)
             case "restart":
                 await gw.restart(fault.seconds)
+            case "id_clash":
+                gw.clash_client_ids(fault.seconds)
             case "bad_tick":
                 for _ in range(fault.count):
                     gw.bad_tick(fault.tick)

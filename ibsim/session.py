@@ -239,6 +239,7 @@ class ClientSession:
         times.append(now)
         while times and now - times[0] > 1.0:
             times.popleft()
+        self.gw.note_msg_rate(self.client_id, len(times), exceeded=len(times) > limit)
         if len(times) > limit:
             self.error(
                 -1,

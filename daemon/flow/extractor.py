@@ -73,6 +73,7 @@ class OrderFlow:
         self._last_trade_time: float | None = None
         self._last_quote_time: float | None = None
         self._held: list[MarketEvent] | None = None
+        self._replaying = False  # finish_warmup is running history and held events
         self._held_dropped = 0
         self._guard_trade = self.guard.trade
         self._classify = self.ticks.trade
@@ -170,18 +171,24 @@ class OrderFlow:
         """
         held = self._held or []
         self._held = None
-        self.guard.restart_sequence()  # history has its own seqs (below the held live ones)
-        for ev in history:
-            self._process(ev)
-        self.guard.restart_sequence()
-        for ev in held:
-            self._process(ev)
+        # Bars that close while history and the held events are run are not live: health
+        # stays DEGRADED until the end, so no strategy acts on a bar from minutes ago.
+        self._replaying = True
+        try:
+            self.guard.restart_sequence()  # history has its own seqs (below the held live ones)
+            for ev in history:
+                self._process(ev)
+            self.guard.restart_sequence()
+            for ev in held:
+                self._process(ev)
+        finally:
+            self._replaying = False
         self.features.mark_partial(not complete or self._held_dropped > 0)
         return len(held)
 
     @property
     def warming_up(self) -> bool:
-        return self._held is not None
+        return self._held is not None or self._replaying
 
     @property
     def first_held_trade_time(self) -> float | None:

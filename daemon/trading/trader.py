@@ -222,11 +222,19 @@ class Trader:
         ref = self._journal_intent(intent, now)
         log.info("intent", ref=ref, target=intent.target, position=position, reason=intent.reason)
         self._pending_flip = None
+        self._pursue(intent, ref, position, now, state)
+
+    def _pursue(
+        self, intent: Intent, ref: str, position: int, now: float, state: FlowState
+    ) -> None:
+        """Cancel entries the other way, exit what must go, enter; or wait for those first."""
         want = intent.target - position
         ctx = self._context(now, state)
+        cancelled = False
         for rec in self.executor.live():
             if rec.role is Role.ENTRY and rec.remaining > 0 and rec.sign != _sign(want):
                 self._cancel(rec, ctx, f"intent {ref} wants {intent.target}")
+                cancelled = True
         reducing = position != 0 and (
             _sign(intent.target) != _sign(position) or abs(intent.target) < abs(position)
         )
@@ -241,6 +249,11 @@ class Trader:
                 self._pending_flip = (intent, ref, now)  # the entry follows once flat
             else:
                 self.journal.set_intent_status(ref, "sent")
+            return
+        if cancelled:
+            # Until the broker confirms the cancels, the entries may still fill: sizing the new
+            # entry now would overshoot the target whichever way they end.
+            self._pending_flip = (intent, ref, now)
             return
         self._enter(ref, intent, position + self.working_entries(), ctx, state)
 
@@ -554,11 +567,17 @@ class Trader:
             self.journal.set_intent_status(ref, "done", "flip expired before flat")
             return
         position = self.position
-        if position != 0 or any(r.role is Role.EXIT and r.live for r in self.executor.live()):
+        if position is None:
             return
+        want = _sign(intent.target - position)
+        busy = self.exiting() != 0 or any(
+            r.role is Role.EXIT or (r.role is Role.ENTRY and r.remaining > 0 and r.sign != want)
+            for r in self.executor.live()
+        )
+        if busy:
+            return  # exits and cancels still on their way
         self._pending_flip = None
-        state = self.flow.state()
-        self._enter(ref, intent, self.working_entries(), self._context(now, state), state)
+        self._pursue(intent, ref, position, now, self.flow.state())
 
     # --- operator and risk actions ---
 

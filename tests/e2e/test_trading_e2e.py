@@ -459,3 +459,28 @@ async def test_orders_journaled_but_never_sent_are_abandoned_not_sent(
     assert gateway_orders(gateway) == []  # nothing was re-sent on the old intent's behalf
     await d.send(market, d.strategy.intent(1))  # and the strategy may trade again
     await d.until(lambda: len(live(gateway)) == 3)
+
+
+async def test_reversing_a_working_entry_waits_for_its_cancel_then_enters_only_the_target(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, offset_ticks=-8))  # a buy resting below
+    await d.until(lambda: len(live(gateway)) == 3)
+    await d.send(market, d.strategy.intent(-1, offset_ticks=-8))
+
+    def parents(action: str) -> list[Any]:
+        return [
+            o
+            for o in gateway_orders(gateway)
+            if not o.request.parent_id and o.request.action == action
+        ]
+
+    await d.until(lambda: bool(parents("SELL")))
+    # Sized from the confirmed state (the buy is cancelled): -1, not -1 minus a buy that
+    # might still have filled (a SELL 2 would end at -2 whenever the cancel succeeds).
+    assert [o.request.total_quantity for o in parents("SELL")] == [1]
+    assert [o.status for o in parents("BUY")] == [OrderStatus.CANCELLED]
+    assert position(gateway) == 0

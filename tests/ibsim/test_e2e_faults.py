@@ -11,6 +11,8 @@ import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Ticker
 
 from ibsim.feed import BadTick
+from ibsim.gateway import Gateway, GatewayConfig
+from ibsim.market import ListSource
 from ibsim.model import Side, TradeTick
 from ibsim.scenario import Fault, Scenario, ScenarioError, load_scenario
 from tests.ibsim.conftest import (
@@ -289,6 +291,8 @@ async def test_pacing_violation_gives_100_and_disconnects(
         ib.client.reqCurrentTime()
     await _disconnected(ib)
     assert (-1, 100) in errors
+    assert gw.rate_disconnects == 1
+    assert gw.peak_msg_rate[1] == 11  # the message that broke the limit is counted
 
 
 # --- bad input from a client: logged, that client dropped, the rest unaffected ---
@@ -420,3 +424,31 @@ async def test_synthetic_market_fills_market_orders_at_the_touch(
         math.isfinite(f.execution.price) and f.execution.price % 0.25 == 0 for f in trade.fills
     )
     assert sum(f.execution.shares for f in trade.fills) == 3
+
+
+async def test_id_clash_drops_the_client_and_its_id_gives_326_until_released(
+    connect: Connect,
+) -> None:
+    wall = [1000.0]
+    gw = Gateway(
+        GatewayConfig(port=0, client_id_release_delay=0.0),
+        ListSource([quote(5000.0, 5000.25)]),
+        speed=math.inf,
+        wall=lambda: wall[0],
+    )
+    await gw.start()
+    try:
+        ib = await connect(gw, client_id=5)
+        assert gw.clash_client_ids(30.0) == 1
+        await _disconnected(ib)
+        reader, writer = await _raw_client(gw.port, client_id=5)
+        async with asyncio.timeout(WAIT):
+            refused = await reader.read()  # the 326 error, then the gateway closes the socket
+        writer.close()
+        assert b"\x00326\x00" in refused
+        other = await connect(gw, client_id=6)  # only the clashing id is held
+        assert other.isConnected()
+        wall[0] += 31.0
+        assert (await connect(gw, client_id=5)).isConnected()
+    finally:
+        await gw.stop()

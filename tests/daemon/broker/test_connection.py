@@ -62,6 +62,10 @@ async def harness() -> AsyncIterator[Make]:
         accounts: list[str] | None = None,
         heartbeat: Heartbeat | None = None,
         allow_live: bool = False,
+        connect_timeout: float = 1.0,
+        backoff: Backoff = FAST,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         **gw_config: Any,
     ) -> Harness:
         gw_config.setdefault("client_id_release_delay", 0.0)
@@ -71,14 +75,16 @@ async def harness() -> AsyncIterator[Make]:
             speed=math.inf,
         )
         await gw.start()
-        settings = IbSettings(port=gw.port, client_id=7, connect_timeout=1.0)
+        settings = IbSettings(port=gw.port, client_id=7, connect_timeout=connect_timeout)
         conn = Connection(
             IB(),
             settings,
             allow_live=allow_live,
-            backoff=FAST,
+            backoff=backoff,
             heartbeat=heartbeat or Heartbeat(idle=30.0, probe=5.0),
             rng=random.Random(1),
+            sleep=sleep,
+            **({"clock": clock} if clock is not None else {}),
         )
         h = Harness(gw, conn, asyncio.create_task(asyncio.sleep(0)))
 
@@ -199,6 +205,45 @@ async def test_326_at_reconnect_retries_until_the_id_is_free(harness: Make) -> N
     now[0] += 60.0  # the id is released
     await h.until(lambda: h.conn.ready and h.sessions == 2)
     assert h.conn.status.client_id == 7  # same id, never a random one
+
+
+async def test_326_ends_the_attempt_at_once_instead_of_waiting_out_the_connect_timeout(
+    harness: Make,
+) -> None:
+    now = [0.0]
+    h = await harness(client_id_release_delay=60.0, connect_timeout=3600.0)
+    h.gw._wall = lambda: now[0]
+    await h.until(lambda: h.conn.ready)
+    refusals: list[int] = []
+    h.conn.ib.errorEvent += lambda _req, code, *_: refusals.append(code)
+    h.gw.drop_clients()
+    # ib_async alone would sit in connectAsync for the whole hour after the first 326
+    await h.until(lambda: refusals.count(326) >= 3)
+    now[0] += 60.0
+    await h.until(lambda: h.conn.ready and h.sessions == 2)
+
+
+async def test_each_new_outage_starts_the_backoff_again_after_a_stable_connection(
+    harness: Make,
+) -> None:
+    clock = [0.0]
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await asyncio.sleep(0)
+
+    backoff = Backoff(initial=1.0, cap=8.0, jitter=0.0)  # the default stable_after
+    h = await harness(backoff=backoff, clock=lambda: clock[0], sleep=sleep)
+    for sessions in (1, 2, 3):  # drops in quick succession: the backoff grows
+        await h.until(lambda n=sessions: h.conn.ready and h.sessions == n)
+        h.gw.drop_clients()
+    await h.until(lambda: h.conn.ready and h.sessions == 4)
+    assert delays == [1.0, 2.0, 4.0]
+    clock[0] += 3.0  # up 3 s: a working session; the next outage must not wait 8 s
+    h.gw.drop_clients()
+    await h.until(lambda: h.conn.ready and h.sessions == 5)
+    assert delays == [1.0, 2.0, 4.0, 1.0]
 
 
 async def test_stall_is_detected_by_the_probe_and_recycled(harness: Make) -> None:

@@ -180,6 +180,30 @@ def test_warm_start_equals_processing_everything_in_order() -> None:
     assert not warm.state().features.session_partial
 
 
+def test_bars_closed_by_backfilled_history_are_not_presented_as_live() -> None:
+    tape = Tape()
+    seen: list[tuple[float, Health]] = []
+    flow: OrderFlow | None = None
+
+    def on_bar(bar: Any) -> None:
+        assert flow is not None
+        seen.append((bar.end, flow.health))
+
+    flow = make(on_bar=on_bar)
+    flow.begin_warmup()
+    flow.on_event(tape.quote(5000.00, 5000.25, t=T0 + 600))
+    flow.on_event(tape.trade(5000.25, 1, t=T0 + 600))
+    history = []
+    for minute in range(5):  # five minutes of history: four bars close while it is run
+        t = T0 + 60 * minute
+        history += [tape.quote(5000.00, 5000.25, t=t), tape.trade(5000.25, 2, t=t)]
+    flow.finish_warmup(history, complete=True)
+    assert len(seen) >= 4
+    assert {health for _, health in seen} == {Health.DEGRADED}  # a strategy would not trust them
+    assert not flow.warming_up
+    assert flow.health is Health.OK
+
+
 def test_gap_history_after_live_trades_is_not_taken_for_duplicates() -> None:
     tape = Tape()
     flow = feed(make(), [tape.quote(5000.00, 5000.25), tape.trade(5000.25, 1)])
