@@ -49,7 +49,10 @@ class DaemonProcess:
         self.log_path = log_path
         self.lives = 0
         self.exit_codes: list[int] = []
+        self.crashes: list[int] = []  # exit codes of lives that ended without being asked to
+        self.crash_seen = asyncio.Event()  # set at each crash counted
         self._proc: asyncio.subprocess.Process | None = None
+        self._asked_to_end = False
 
     @property
     def pid(self) -> int | None:
@@ -67,13 +70,31 @@ class DaemonProcess:
                 cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             )  # fmt: skip
         self.lives += 1
+        self._asked_to_end = False
 
     def kill(self) -> bool:
         """SIGKILL now (safe to call from a gateway callback); False if it was not running."""
         if not self.running or self._proc is None:
             return False
+        self._asked_to_end = True
         self._proc.send_signal(signal.SIGKILL)
         return True
+
+    def crashed(self) -> bool:
+        """The current life ended although nobody killed or stopped it."""
+        return self._proc is not None and not self.running and not self._asked_to_end
+
+    async def watch_crashes(self, restart_delay_s: float) -> None:
+        """Like systemd's Restart=always: a life that ended by itself is counted and replaced."""
+        while True:
+            await asyncio.sleep(POLL_S)
+            if self.crashed():
+                assert self._proc is not None
+                self.crashes.append(self._proc.returncode or 0)
+                self.crash_seen.set()
+                self._asked_to_end = True
+                await asyncio.sleep(restart_delay_s)
+                await self.start()
 
     async def wait(self, limit_s: float = TERM_WAIT_S) -> int:
         assert self._proc is not None
@@ -85,6 +106,7 @@ class DaemonProcess:
         """SIGTERM and the exit code (SIGKILL if it overruns its stop budget: -9)."""
         if not self.running or self._proc is None:
             return self._proc.returncode if self._proc and self._proc.returncode is not None else 0
+        self._asked_to_end = True
         self._proc.send_signal(signal.SIGTERM)
         try:
             return await self.wait()

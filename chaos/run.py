@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.daemon import DaemonProcess, Status, healthy, unhealthy
-from chaos.faults import CATALOGUE, Injected, Target
+from chaos.faults import CATALOGUE, RESTART_DELAY_S, Injected, Target
 from chaos.judge import Check, PositionWatch, judge
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ReplaySource, load_trades_csv
@@ -93,6 +93,7 @@ class Report:
     unprotected_s: float = 0.0
     halts: Counter[str] = field(default_factory=Counter)
     lives: int = 0
+    crashes: list[int] = field(default_factory=list)  # exit codes of lives that ended by themselves
     final_exit: int | None = None
     wall_s: float = 0.0
     orders: int = 0
@@ -106,6 +107,8 @@ class Report:
             for o in self.outcomes
             if o.recovered_s is None
         ]
+        if self.crashes:
+            bad.append(f"the daemon ended by itself {len(self.crashes)} time(s): {self.crashes}")
         if self.final_exit not in (0, None):
             bad.append(f"daemon exit code {self.final_exit} on SIGTERM")
         return bad
@@ -216,11 +219,13 @@ async def run(config: ChaosConfig, progress: Any = print) -> Report:
     orders = Counter[str]()
     gw.observers.append(lambda name: orders.update([name]))
     status_task: asyncio.Task[None] | None = None
+    crash_task: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
         await daemon.start()
         status_task = asyncio.create_task(StatusWatch(daemon, report).run())
+        crash_task = asyncio.create_task(daemon.watch_crashes(RESTART_DELAY_S))
         if await daemon.until(healthy, config.recover_timeout_s) is None:
             raise RuntimeError(f"the daemon never became healthy; see {daemon.log_path}")
         await asyncio.sleep(config.warmup_s)
@@ -236,15 +241,18 @@ async def run(config: ChaosConfig, progress: Any = print) -> Report:
             rounds += 1
         gw.stop_market()
         await _settle(daemon, config.recover_timeout_s)
+        crash_task.cancel()
         report.final_exit = await daemon.terminate()
     finally:
-        if status_task is not None:
-            status_task.cancel()
+        for task in (status_task, crash_task):
+            if task is not None:
+                task.cancel()
         if daemon.running:
             await daemon.terminate()
         await gw.stop()
     watch.close()
     report.lives = daemon.lives
+    report.crashes = daemon.crashes
     report.orders, report.fills = orders["order"], orders["fill"]
     report.checks = judge(
         gw,
@@ -324,6 +332,7 @@ def format_report(report: Report, config: ChaosConfig) -> str:
     lines.append(f"     time with an unprotected position: {report.unprotected_s:.1f} s")
     halts = ", ".join(f"{r} x{n}" for r, n in report.halts.items()) or "none"
     lines.append(f"     halts: {halts}")
+    lines.append(f"     daemon lives: {report.lives}, ended by themselves: {len(report.crashes)}")
     lines.append("")
     headline = {c.name: c.value for c in report.checks}
     lines.append(f"duplicate orders: {headline['duplicate orders']}")

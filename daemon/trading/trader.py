@@ -38,6 +38,7 @@ from daemon.trading.orders import JOURNALED, OrderRecord, Role
 from daemon.trading.reconcile import reconcile
 from daemon.trading.risk import OrderCheck, OrderKind, RiskContext, RiskManager
 from daemon.trading.strategy import Strategy
+from daemon.trading.strays import StrayWatch, stray_children
 
 log = structlog.get_logger("daemon.trading.trader")
 
@@ -108,6 +109,7 @@ class Trader:
         self._roll_starts: list[float] = []
         self._journaled: dict[int, int] = {}  # con_id -> Σ journaled fills
         self._exits_sent: set[str] = set()  # targets moved through the market
+        self._strays = StrayWatch(wall)
         self._fills_at_disconnect = 0
         self._volume_seen = 0.0
         self._changed = asyncio.Event()
@@ -547,6 +549,7 @@ class Trader:
                 rate_limited=True,
                 rate_key="position_unprotected",
             )
+        self._cancel_strays()
         timeout = self.settings.execution.entry_timeout_s
         for rec in self.executor.live():
             if rec.role is not Role.ENTRY or now - rec.created < timeout or rec.perm_id is None:
@@ -557,6 +560,26 @@ class Trader:
                 self.executor.modify(rec, quantity=rec.filled)  # keep what filled, protected
                 self.risk.record_sent(1)
         self._resume_flip(now)
+
+    def _cancel_strays(self) -> None:
+        """Cancel stops and targets whose position is gone (see `strays`)."""
+        position = self.position
+        if position is None:
+            return
+        live = self.executor.live()
+        for rec in self._strays.due(stray_children(live, self.executor.orders, position)):
+            log.warning(
+                "stray_order_cancelled",
+                ref=rec.ref,
+                role=rec.role.value,
+                action=rec.action,
+                remaining=rec.remaining,
+                position=position,
+            )
+            self.journal.record_event(
+                "stray_cancel", self._wall(), ref=rec.ref, role=rec.role.value, position=position
+            )
+            self._cancel(rec, None, "its position is gone")
 
     def _resume_flip(self, now: float) -> None:
         if self._pending_flip is None:
@@ -577,6 +600,14 @@ class Trader:
         if busy:
             return  # exits and cancels still on their way
         self._pending_flip = None
+        if position != 0 and (
+            _sign(intent.target) != _sign(position) or abs(intent.target) < abs(position)
+        ):
+            # The exit ended without closing (rejected, cancelled): no retry loop here; the
+            # strategy's next intent decides again.
+            log.warning("flip_abandoned", ref=ref, position=position, target=intent.target)
+            self.journal.set_intent_status(ref, "done", "exit ended before flat")
+            return
         self._pursue(intent, ref, position, now, self.flow.state())
 
     # --- operator and risk actions ---

@@ -484,3 +484,65 @@ async def test_reversing_a_working_entry_waits_for_its_cancel_then_enters_only_t
     assert [o.request.total_quantity for o in parents("SELL")] == [1]
     assert [o.status for o in parents("BUY")] == [OrderStatus.CANCELLED]
     assert position(gateway) == 0
+
+
+async def test_a_stop_whose_position_was_closed_otherwise_is_cancelled_not_left_working(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    placed = 0
+
+    def reject_the_target(event: str) -> None:  # the order after the parent is its target
+        nonlocal placed
+        if event == "order":
+            placed += 1
+            if placed == 1:
+                gateway.reject_next_orders(1)
+
+    gateway.observers.append(reject_the_target)
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.until(lambda: d.trader.position == 1)  # parent and stop went out, the target not
+    gateway.observers.remove(reject_the_target)
+    assert [o.request.order_type for o in live(gateway)] == [OrderType.STP]
+    await d.send(market, d.strategy.intent(0))  # no target to move: an exit order closes it
+    await d.until(lambda: position(gateway) == 0)
+    await d.until(lambda: not live(gateway))  # the stop would have opened a short when hit
+    assert [e.kind for e in d.trader.journal.events("stray_cancel")] == ["stray_cancel"]
+
+
+async def test_a_rejected_exit_of_a_reversal_is_not_retried_and_the_daemon_keeps_running(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    placed = 0
+
+    def reject_the_target(event: str) -> None:
+        nonlocal placed
+        if event == "order":
+            placed += 1
+            if placed == 1:
+                gateway.reject_next_orders(1)
+
+    gateway.observers.append(reject_the_target)
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.until(lambda: d.trader.position == 1)
+    gateway.observers.remove(reject_the_target)
+    gateway.reject_next_orders(1)  # the exit order of the reversal
+    await d.send(market, d.strategy.intent(-1))
+
+    def exits() -> list[Any]:
+        return [o for o in gateway_orders(gateway) if o.request.order_ref.endswith("-X")]
+
+    await d.until(lambda: len(exits()) == 1 and exits()[0].status is OrderStatus.INACTIVE)
+    ref = exits()[0].request.order_ref.removesuffix("-X")
+    await d.until(lambda: d.trader.journal.intent(ref).status == "done")
+    for _ in range(5):  # trades and monitor ticks: nothing is sent again
+        market.trade()
+    await d.until(lambda: d.sup.flow.trades >= 8)
+    assert len(exits()) == 1
+    assert not d.task.done()  # it used to die on the second exit order's duplicate ref
+    assert position(gateway) == 1
