@@ -22,17 +22,18 @@ def unhealthy(doc: Status) -> list[str]:
     """What keeps the daemon from the state every fault must end in: connected, data good,
     reconciled and allowed to trade. Empty when it is there."""
     trading = doc.get("trading") or {}
-    checks = {
-        "state": doc.get("state") == "READY",
-        "data_health": doc.get("data_health") == "OK",
-        "data_stale": not doc.get("data_stale"),
-        "reconciled": trading.get("reconciled") is True,
-        "trading": trading.get("state") == "ACTIVE",
+    values = {
+        "state": doc.get("state"),
+        "data_health": doc.get("data_health"),
+        "data_stale": doc.get("data_stale"),
+        "reconciled": trading.get("reconciled"),
+        "trading": trading.get("state"),
     }
+    wanted = {"state": "READY", "data_health": "OK", "reconciled": True, "trading": "ACTIVE"}
     return [
-        f"{name}={trading.get('state') if name == 'trading' else doc.get(name)}"
-        for name, ok in checks.items()
-        if not ok
+        f"{name}={value}"
+        for name, value in values.items()
+        if (not value if name == "data_stale" else value != wanted[name])
     ]
 
 

@@ -61,6 +61,14 @@ def round_to_tick(price: float) -> float:
     return round(round(price / TICK_SIZE) * TICK_SIZE, 2)
 
 
+def _quantity(value: float | Decimal | None) -> int | None:
+    """A whole quantity from the wire; None for IB's unset double or nonsense."""
+    number = _price(value)
+    if number is None or not math.isfinite(number) or number < 0:
+        return None
+    return int(number)
+
+
 def _price(value: float | Decimal | None) -> float | None:
     if value is None:
         return None
@@ -401,7 +409,10 @@ class Executor:
         if order.totalQuantity and order.totalQuantity == int(order.totalQuantity):
             rec.quantity = int(order.totalQuantity)
         if status:
-            self._set_status(rec, status, rec.filled, rec.avg_fill_price)
+            # A completed order (reqCompletedOrders at reconnect) carries its filled quantity:
+            # fills made while we were away must count for the order, not only the position.
+            done = _quantity(getattr(order, "filledQuantity", None))
+            self._set_status(rec, status, max(rec.filled, done or 0), rec.avg_fill_price)
 
     def _adopt(self, order: Order, status: str) -> OrderRecord:
         ref = order.orderRef
@@ -503,6 +514,8 @@ class Executor:
             avg_price=float(ex.avgPrice),
         )
         new = self.journal.record_execution(row)
+        if rec is not None and row.cum_qty > rec.filled:  # the order's own count, even if late
+            self._set_status(rec, rec.status, row.cum_qty, row.avg_price)
         if not new:
             return
         self.new_fills += 1

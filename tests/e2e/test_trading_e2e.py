@@ -546,3 +546,23 @@ async def test_a_rejected_exit_of_a_reversal_is_not_retried_and_the_daemon_keeps
     assert len(exits()) == 1
     assert not d.task.done()  # it used to die on the second exit order's duplicate ref
     assert position(gateway) == 1
+
+
+async def test_a_fill_recovered_at_reconnect_counts_for_its_order_so_the_exit_moves_the_target(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1))
+    await d.until(lambda: len(live(gateway)) == 3)
+    gateway.drop_clients(reset=True)
+    await d.until(lambda: not d.sup.conn.ready)
+    market.quote(4999.75, 5000.0)  # the parent fills while the daemon is away
+    await d.until(lambda: d.trader.reconciled and d.trader.position == 1)
+    parent = next(r for r in d.trader.executor.orders.values() if r.role is Role.ENTRY)
+    assert (parent.status, parent.filled) == ("Filled", 1)
+    await d.send(market, d.strategy.intent(0))
+    await d.until(lambda: position(gateway) == 0 and not live(gateway))
+    refs = [o.request.order_ref for o in gateway_orders(gateway)]
+    assert not [ref for ref in refs if ref.endswith("-X")]  # the target was moved, as designed
