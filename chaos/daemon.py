@@ -33,7 +33,7 @@ def unhealthy(doc: Status) -> list[str]:
     return [
         f"{name}={value}"
         for name, value in values.items()
-        if (not value if name == "data_stale" else value != wanted[name])
+        if (bool(value) if name == "data_stale" else value != wanted[name])
     ]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from chaos.daemon import DaemonProcess, Status, healthy, unhealthy
 from chaos.faults import CATALOGUE, RESTART_DELAY_S, Injected, Target
 from chaos.judge import Check, PositionWatch, judge
+from daemon.runtime.control import CONTROL_SOCKET, ControlError, send_command
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ReplaySource, load_trades_csv
 
@@ -92,6 +93,7 @@ class Report:
     checks: list[Check] = field(default_factory=list)
     unprotected_s: float = 0.0
     halts: Counter[str] = field(default_factory=Counter)
+    operator_resumes: Counter[str] = field(default_factory=Counter)  # by fault kind
     lives: int = 0
     crashes: list[int] = field(default_factory=list)  # exit codes of lives that ended by themselves
     final_exit: int | None = None
@@ -166,8 +168,10 @@ class Recovery:
         self.wall_end = wall_end
         self.daemon = daemon
         self.blockers: Counter[str] = Counter()
+        self.ok = False  # the last document judged was a recovery
 
     def __call__(self, doc: Status) -> bool:
+        self.ok = False
         if self.daemon.status_mtime() <= self.wall_end:
             self.blockers["status not rewritten"] += 1
             return False
@@ -176,7 +180,8 @@ class Recovery:
             return False
         reasons = unhealthy(doc)
         self.blockers.update(reasons)
-        return not reasons
+        self.ok = not reasons
+        return self.ok
 
     def main_blocker(self) -> str:
         return self.blockers.most_common(1)[0][0] if self.blockers else ""
@@ -284,15 +289,39 @@ async def _one_fault(
         return
     wall_end = time.time() - (loop.time() - injected.ended)
     recovery = Recovery(injected, wall_end, daemon)
-    doc = await daemon.until(recovery, config.recover_timeout_s)
+    deadline = loop.time() + config.recover_timeout_s
+    doc = await daemon.until(lambda d: recovery(d) or halted_for_rejects(d), deadline - loop.time())
+    resumed = False
+    if doc is not None and not recovery.ok:
+        # Rejects halt trading by design, with no retry loop; the trader resumes it once the
+        # cause (a read-only API, a rejecting gateway) is gone, as `orderflowd resume` does.
+        resumed = await asyncio.to_thread(_operator_resume, daemon)
+        report.operator_resumes[kind] += 1
+        doc = await daemon.until(recovery, max(0.0, deadline - loop.time()))
     recovered = None if doc is None else loop.time() - injected.ended
     blocker = recovery.main_blocker()
     report.outcomes.append(Outcome(kind, injected.detail, at, recovered, blocker))
     verdict = "NOT RECOVERED" if recovered is None else f"recovered in {recovered:.2f} s"
+    if resumed:
+        verdict += " after an operator resume"
     if blocker and (recovered is None or recovered > SLOW_RECOVERY_S):
         verdict += f" (waiting mostly on {blocker})"
     progress(f"[{at:7.1f} s] {kind}: {injected.detail} -> {verdict}")
     await asyncio.sleep(target.rng.uniform(*config.gap_s))
+
+
+def halted_for_rejects(doc: Status) -> bool:
+    trading = doc.get("trading") or {}
+    return trading.get("state") == "HALTED" and "rejects" in str(trading.get("reason"))
+
+
+def _operator_resume(daemon: DaemonProcess) -> bool:
+    """`orderflowd resume --reason chaos` through the control socket; True if it took."""
+    try:
+        reply = send_command(daemon.state_dir / CONTROL_SOCKET, "resume", reason="chaos")
+    except (ControlError, OSError):
+        return False
+    return bool(reply.get("ok"))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -332,6 +361,8 @@ def format_report(report: Report, config: ChaosConfig) -> str:
     lines.append(f"     time with an unprotected position: {report.unprotected_s:.1f} s")
     halts = ", ".join(f"{r} x{n}" for r, n in report.halts.items()) or "none"
     lines.append(f"     halts: {halts}")
+    resumes = ", ".join(f"{k} x{n}" for k, n in report.operator_resumes.items()) or "none"
+    lines.append(f"     operator resumes (after reject halts): {resumes}")
     lines.append(f"     daemon lives: {report.lives}, ended by themselves: {len(report.crashes)}")
     lines.append("")
     headline = {c.name: c.value for c in report.checks}
