@@ -18,9 +18,10 @@ TERM_WAIT_S = 25.0  # the supervisor's stop budget (15 s) plus start-up slack
 Status = dict[str, Any]
 
 
-def unhealthy(doc: Status) -> list[str]:
+def unhealthy(doc: Status, *, market_silent: bool = False) -> list[str]:
     """What keeps the daemon from the state every fault must end in: connected, data good,
-    reconciled and allowed to trade. Empty when it is there."""
+    reconciled and allowed to trade. Empty when it is there. Stale data is expected, and not
+    held against it, while the replayed market itself is silent (the data has a gap)."""
     trading = doc.get("trading") or {}
     values = {
         "state": doc.get("state"),
@@ -33,12 +34,12 @@ def unhealthy(doc: Status) -> list[str]:
     return [
         f"{name}={value}"
         for name, value in values.items()
-        if (bool(value) if name == "data_stale" else value != wanted[name])
+        if (bool(value) and not market_silent if name == "data_stale" else value != wanted[name])
     ]
 
 
-def healthy(doc: Status) -> bool:
-    return bool(doc) and not unhealthy(doc)
+def healthy(doc: Status, *, market_silent: bool = False) -> bool:
+    return bool(doc) and not unhealthy(doc, market_silent=market_silent)
 
 
 class DaemonProcess:

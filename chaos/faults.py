@@ -37,6 +37,7 @@ class Target:
     rng: random.Random
     order_wait_s: float  # how long an order-triggered fault waits for an order
     scale: float = 1.0  # multiplies every fault's duration (the short subset halves them)
+    silent: Callable[[], bool] = lambda: False  # the replayed market has no trades just now
 
     def seconds(self, low: float, high: float) -> float:
         """A seeded random duration for one fault, scaled."""

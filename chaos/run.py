@@ -7,6 +7,7 @@ import random
 import statistics
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ PREFIX = "ofd"  # execution.order_ref_prefix
 MAX_POSITION = 2  # risk.max_position (the default)
 STATUS_INTERVAL_S = 0.1
 SLOW_RECOVERY_S = 5.0  # slower recoveries say what held them back
+SILENT_MARKET_S = 20.0  # wall seconds without a replayed trade: stale data is then expected
 
 # The default strategy, tuned to trade often on the thin holiday tape (compare config/demo.toml):
 # every order path (entries, exits, flips, timeouts) gets exercised under faults.
@@ -160,13 +162,35 @@ def write_config(workdir: Path, port: int) -> Path:
     return path
 
 
+class MarketSilence:
+    """True while the replayed tape has had no trade for a while: the daemon is then right to
+    call its data stale (the data file stops 10:30-17:00 CT on Labor Day, for one)."""
+
+    def __init__(self, gw: Gateway, speed: float) -> None:
+        self.gw = gw
+        self.speed = speed
+
+    def __call__(self) -> bool:
+        last = self.gw.history.trades.window(None, None, 1)
+        if not last:
+            return False
+        return (self.gw.clock.now() - last[0].time) / self.speed > SILENT_MARKET_S
+
+
 class Recovery:
     """The recovery predicate of one fault, remembering what held it back the longest."""
 
-    def __init__(self, injected: Injected, wall_end: float, daemon: DaemonProcess) -> None:
+    def __init__(
+        self,
+        injected: Injected,
+        wall_end: float,
+        daemon: DaemonProcess,
+        silent: Callable[[], bool],
+    ) -> None:
         self.injected = injected
         self.wall_end = wall_end
         self.daemon = daemon
+        self.silent = silent
         self.blockers: Counter[str] = Counter()
         self.ok = False  # the last document judged was a recovery
 
@@ -178,7 +202,7 @@ class Recovery:
         if not self.injected.noticed(doc):
             self.blockers["not noticed yet"] += 1
             return False
-        reasons = unhealthy(doc)
+        reasons = unhealthy(doc, market_silent=self.silent())
         self.blockers.update(reasons)
         self.ok = not reasons
         return self.ok
@@ -234,7 +258,8 @@ async def run(config: ChaosConfig, progress: Any = print) -> Report:
         if await daemon.until(healthy, config.recover_timeout_s) is None:
             raise RuntimeError(f"the daemon never became healthy; see {daemon.log_path}")
         await asyncio.sleep(config.warmup_s)
-        target = Target(gw, daemon, rng, config.order_wait_s, config.fault_scale)
+        silent = MarketSilence(gw, config.speed)
+        target = Target(gw, daemon, rng, config.order_wait_s, config.fault_scale, silent)
         rounds = 0
         while config.rounds is None or rounds < config.rounds:
             if config.rounds is None and rounds and loop.time() - start >= config.duration_s:
@@ -280,7 +305,12 @@ async def _one_fault(
 ) -> None:
     loop = asyncio.get_running_loop()
     daemon = target.daemon
-    before = await daemon.until(healthy, config.recover_timeout_s) or daemon.status()
+    before = (
+        await daemon.until(
+            lambda doc: healthy(doc, market_silent=target.silent()), config.recover_timeout_s
+        )
+        or daemon.status()
+    )
     at = loop.time() - start
     injected = await CATALOGUE[kind](target, before)
     if injected is None:
@@ -288,7 +318,7 @@ async def _one_fault(
         progress(f"[{at:7.1f} s] {kind}: no order within {config.order_wait_s:.0f} s, skipped")
         return
     wall_end = time.time() - (loop.time() - injected.ended)
-    recovery = Recovery(injected, wall_end, daemon)
+    recovery = Recovery(injected, wall_end, daemon, target.silent)
     deadline = loop.time() + config.recover_timeout_s
     doc = await daemon.until(lambda d: recovery(d) or halted_for_rejects(d), deadline - loop.time())
     resumed = False

@@ -34,3 +34,10 @@ def test_each_condition_is_named_when_it_fails() -> None:
         "trading=HALTED",
     ]
     assert not healthy({})  # no status yet
+
+
+def test_stale_data_is_not_held_against_it_while_the_replayed_market_is_silent() -> None:
+    stale = {**GOOD, "data_stale": True}
+    assert unhealthy(stale) == ["data_stale=True"]
+    assert unhealthy(stale, market_silent=True) == []
+    assert not healthy({**stale, "state": "DISCONNECTED"}, market_silent=True)
