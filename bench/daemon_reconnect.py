@@ -1,6 +1,6 @@
 """Daemon resilience figures: reconnect-to-first-tick, RSS across reconnects, idle CPU.
 
-    python -m bench.daemon_reconnect [--cycles 100] [--idle-seconds 10]
+    python -m bench.daemon_reconnect [--cycles 100] [--idle-seconds 10] [--json]
 
 1. Gateway restarts (port closed 0.2 s, then back): time from the gateway accepting connections
    again to the first quote and the first trade after the daemon's resubscription, with the
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
+import math
 import os
 import platform
 import random
@@ -36,6 +38,7 @@ from daemon.runtime.logs import configure_logging
 from daemon.settings import DataSettings, IbSettings, InstrumentSettings
 
 START = "20261120 08:30:00 US/Central"
+NEXT_DOWN_S = 5.0  # no disconnect this long after the last one: the scenario's restarts are over
 
 
 def rss_mb(pid: int | None = None) -> float:
@@ -99,8 +102,8 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
     def seen_after(moment: float, kind: type) -> bool:
         return any(t > moment and isinstance(e, kind) for t, e in events)
 
-    async def until(predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(30):
+    async def until(predicate: Callable[[], bool], limit: float = 30.0) -> None:
+        async with asyncio.timeout(limit):
             while not predicate():
                 changed.clear()
                 await changed.wait()
@@ -123,7 +126,10 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
     tracemalloc.start()
     try:
         for cycle in range(cycles):
-            await until(lambda: len(downs) > cycle)  # noqa: B023 - awaited in this iteration
+            try:  # restarts come a second apart; one that found the daemon still down is lost
+                await until(lambda: len(downs) > cycle, NEXT_DOWN_S)  # noqa: B023 - awaited here
+            except TimeoutError:
+                break  # the scenario is over: fewer cycles measured than restarts (printed)
             down = downs[cycle]
             reopened = down + 0.2  # the scenario closes the port for 0.2 s
             await until(lambda: seen_after(down, TradeEvent) and seen_after(down, QuoteEvent))  # noqa: B023
@@ -148,18 +154,22 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
         await asyncio.wait({task}, timeout=10)
         gw.terminate()
         gw.wait(timeout=10)
+    measured = len(to_quote)
+    if not measured:
+        raise RuntimeError("no gateway restart reached the daemon: nothing measured")
     return {
-        "cycles": cycles,
+        "cycles": measured,
+        "restarts": cycles,
         "reconnects": conn.status.reconnect_count,
         "quote_p50_ms": statistics.median(to_quote) * 1000,
         "quote_max_ms": max(to_quote) * 1000,
         "trade_p50_ms": statistics.median(to_trade) * 1000,
         "trade_max_ms": max(to_trade) * 1000,
         "rss_after_1_mb": rss_points[0],
-        "rss_mid_mb": rss_points[1],
-        "rss_after_last_mb": rss_points[2],
+        "rss_mid_mb": rss_points[1] if len(rss_points) == 3 else math.nan,
+        "rss_after_last_mb": rss_points[-1],
         "heap_after_1_mb": heap_points[0],
-        "heap_after_last_mb": heap_points[2],
+        "heap_after_last_mb": heap_points[-1],
         "ib_async_tickers": tickers,
     }
 
@@ -206,13 +216,19 @@ def _one_trade_file() -> str:
     return str(path)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
-    args = parser.parse_args()
-    configure_logging("console", "WARNING")
-    print(
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead")
+    args = parser.parse_args(argv)
+    if args.cycles < 2:
+        parser.error(f"--cycles must be at least 2, got {args.cycles}")
+    # With --json the figures say how the reconnects went; the expected "connection refused"
+    # lines of every restart would only bury the output of `python -m bench`.
+    configure_logging("console", "CRITICAL" if args.json else "WARNING")
+    out = (lambda *_: None) if args.json else print
+    out(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     scenario = restart_scenario(args.cycles)
@@ -220,31 +236,39 @@ def main() -> None:
         r = asyncio.run(reconnect_cycles(args.cycles, scenario))
     finally:
         scenario.unlink(missing_ok=True)
-    print(f"gateway restarts: {r['cycles']}, daemon reconnects: {r['reconnects']:.0f}")
-    print(
+    lost = r["restarts"] - r["cycles"]
+    out(
+        f"gateway restarts: {r['restarts']}, measured: {r['cycles']}, daemon reconnects: "
+        f"{r['reconnects']:.0f}"
+        + (f" ({lost} restart(s) found the daemon still down: lost)" if lost else "")
+    )
+    out(
         f"reopen -> first quote: p50 {r['quote_p50_ms']:.1f} ms, max {r['quote_max_ms']:.1f} ms"
         " (backoff pinned at 50 ms)"
     )
-    print(
+    out(
         f"reopen -> first trade: p50 {r['trade_p50_ms']:.1f} ms, max {r['trade_max_ms']:.1f} ms"
         " (synthetic market, ~80 trades/s)"
     )
-    print(
+    out(
         f"RSS after cycle 1: {r['rss_after_1_mb']:.1f} MB, cycle {r['cycles'] // 2}: "
         f"{r['rss_mid_mb']:.1f} MB, cycle {r['cycles']}: {r['rss_after_last_mb']:.1f} MB "
         f"(growth {r['rss_after_last_mb'] - r['rss_after_1_mb']:+.2f} MB; second half "
         f"{r['rss_after_last_mb'] - r['rss_mid_mb']:+.2f} MB)"
     )
-    print(
+    out(
         f"Python heap (tracemalloc) after cycle 1: {r['heap_after_1_mb']:.2f} MB, after cycle "
         f"{r['cycles']}: {r['heap_after_last_mb']:.2f} MB; ib_async tickers held: "
         f"{r['ib_async_tickers']:.0f}"
     )
     i = idle_cpu(args.idle_seconds)
-    print(
+    out(
         f"idle CPU of `orderflowd run` with no ticks: {i['idle_cpu_pct']:.2f}% of a core over "
         f"{i['idle_seconds']:.1f} s (RSS {i['daemon_rss_mb']:.1f} MB)"
     )
+    if args.json:
+        per_reconnect = (r["rss_after_last_mb"] - r["rss_after_1_mb"]) / max(1, r["cycles"] - 1)
+        print(json.dumps({**r, **i, "rss_growth_per_reconnect_mb": per_reconnect}, indent=2))
 
 
 if __name__ == "__main__":

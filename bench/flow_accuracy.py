@@ -1,6 +1,6 @@
 """Aggressor classification accuracy against ibsim's recorded true aggressor, on real ES trades.
 
-    python -m bench.flow_accuracy [--data PATH] [--seed 0] [--quote-stale-s 5]
+    python -m bench.flow_accuracy [--data PATH] [--seed 0] [--quote-stale-s 5] [--json]
 
 The replay (`ibsim.market.ReplaySource` over the real trades file) decides each trade's aggressor
 and synthesizes quotes around it; the classifiers see what the wire would carry and are scored
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import os
 import platform
@@ -396,6 +397,34 @@ def render_snapshot(scores: Sequence[SnapScore], lines: list[str]) -> None:
         )
 
 
+def figures(
+    tbt: Sequence[TbtScore], snapshot: Sequence[SnapScore], rate: float, base: float
+) -> dict[str, object]:
+    """The headline figures as plain data (`--json`); the first tick-by-tick variant is the
+    classifier as shipped."""
+    snaps = {}
+    for s in snapshot:
+        mae, rel, corr, bars = s.error()
+        right = sum(r for _, r in s.methods.values())
+        snaps[s.name] = {
+            "volume_accuracy": right / s.volume if s.volume else None,
+            "bars": bars,
+            "bar_delta_mae": mae,
+            "bar_delta_mae_over_volume": rel,
+            "bar_delta_corr": corr,
+        }
+    return {
+        "trades": tbt[0].trades,
+        "tick_by_tick_accuracy": tbt[0].accuracy,
+        "tick_by_tick_volume_accuracy": tbt[0].right_volume / tbt[0].volume,
+        "target": TARGET,
+        "variants": {t.name: t.accuracy for t in tbt},
+        "snapshot": snaps,
+        "classifier_events_per_s": rate,
+        "baseline_events_per_s": base,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.flow_accuracy",
@@ -407,9 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--quote-stale-s", type=float, default=5.0, help="quote staleness (default 5, as config)"
     )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON instead")
     args = p.parse_args(argv)
     if not args.data.exists():
-        print(f"flow accuracy: {args.data} is absent; nothing to measure")
+        absent = f"flow accuracy: {args.data} is absent; nothing to measure"
+        print(json.dumps({"absent": str(args.data)}) if args.json else absent)
         return 0
 
     raw = load_trades_csv(args.data)
@@ -440,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     scoring_s = time.perf_counter() - t0
     rate, base = speed(wire, stale)
+    if args.json:
+        print(json.dumps(figures(tbt, snapshot, rate, base), indent=2))
+        return 0
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     lines = [

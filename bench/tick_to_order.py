@@ -1,6 +1,6 @@
 """Tick-to-order latency: from the trade that triggers an entry to its placeOrder at the gateway.
 
-    python -m bench.tick_to_order [--cycles 200] [--period 0.25] [--rate 5000]
+    python -m bench.tick_to_order [--cycles 200] [--period 0.25] [--rate 5000] [--json]
 
 An in-process ibsim gateway serves a background feed of quotes and trades at ``--rate``
 messages/s to one client in a child process. Each cycle applies a trade of 77 contracts (the
@@ -584,6 +584,33 @@ def render(machine: Machine, runs: list[Run], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def figures(runs: list[Run]) -> dict[str, Any]:
+    """Each run's latencies in ms and what explains them, as plain data (`--json`)."""
+    out: dict[str, Any] = {"target_p99_ms": TARGET_P99_MS, "runs": []}
+    for r in runs:
+        bracket = [percentile(r.bracket, q) * 1000 for q in (50, 99)] if r.bracket else None
+        out["runs"].append(
+            {
+                "name": r.name,
+                "cycles": len(r.latencies),
+                "p50_ms": r.stat_ms(50),
+                "p90_ms": r.stat_ms(90),
+                "p99_ms": r.stat_ms(99),
+                "max_ms": r.stat_ms(100),
+                "no_order": r.missing,
+                "leftovers": r.leftovers,
+                "bracket_p50_ms": None if bracket is None else bracket[0],
+                "bracket_p99_ms": None if bracket is None else bracket[1],
+                "wire_msg_per_s": r.wire_rate,
+                "client_cpu": r.client_cpu,
+                "ibsim_cpu": r.gateway_cpu,
+                "others_cpu": r.others_cpu,
+                "notes": r.notes,
+            }
+        )
+    return out
+
+
 def _cores(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -642,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-cycles", type=int, default=3, help="unmeasured cycles first (3)")
     p.add_argument("--period", type=float, default=0.25, help="seconds per cycle (0.25)")
     p.add_argument("--rate", type=float, default=5000.0, help="background msg/s (5000)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON instead")
     p.add_argument("--baseline-client", type=int, metavar="PORT", help=argparse.SUPPRESS)
     p.add_argument("--con-id", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -665,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with _quiet_ibsim_logs():
         runs, machine.load = _run(run_all(args))
-    print(render(machine, runs, args))
+    print(json.dumps(figures(runs), indent=2) if args.json else render(machine, runs, args))
     return 0
 
 

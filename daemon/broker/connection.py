@@ -68,6 +68,32 @@ class Heartbeat:
     probe: float = 5.0
 
 
+def yield_between_reads(protocol: asyncio.Protocol) -> None:
+    """After each socket read is decoded, let the event loop run before the next one.
+
+    Under a saturating feed uvloop hands the protocol up to 32 reads of 256 KB in one loop
+    turn; decoding them back to back held the loop for seconds (timers late, status.json and
+    the systemd watchdog stalled, SIGTERM past TimeoutStopSec). Pausing reading after each
+    chunk and resuming on the next turn keeps one chunk per turn; the kernel buffers the rest.
+    """
+    received = protocol.data_received
+
+    def data_received(data: bytes) -> None:
+        received(data)
+        transport = getattr(protocol, "transport", None)
+        if transport is None or transport.is_closing():
+            return
+        transport.pause_reading()
+        asyncio.get_running_loop().call_soon(_resume_reading, transport)
+
+    protocol.data_received = data_received  # type: ignore[method-assign]
+
+
+def _resume_reading(transport: asyncio.Transport) -> None:
+    if not transport.is_closing():
+        transport.resume_reading()
+
+
 @dataclass
 class ConnectionStatus:
     """What status.json reports about the connection."""
@@ -131,6 +157,7 @@ class Connection:
         self._seen_326 = False
         self._refused = asyncio.Event()  # 326 while connecting: the gateway closes the socket
         self._tasks: set[asyncio.Task[None]] = set()
+        yield_between_reads(ib.client.conn)
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnected
         ib.timeoutEvent += self._on_idle

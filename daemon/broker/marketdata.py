@@ -2,8 +2,11 @@
 
 Tick-by-tick AllLast + BidAsk when permitted; `reqMktData` with RTVolume (233) when the
 gateway refuses tick-by-tick (10189, 10190, 354, 10089) or by config. Events are taken from
-the decoder's wrapper calls, one per message with the gateway's own timestamp (ib_async's
-Ticker stamps ticks with its receive time instead), and passed on unjudged.
+the decoder, one per message with the gateway's own timestamp (ib_async's Ticker stamps ticks
+with its receive time instead), and passed on unjudged. Tick-by-tick messages of our own
+subscriptions are read straight from the message fields and never reach ib_async's wrapper:
+its Ticker bookkeeping for them (tick objects, attribute objects, update events) was never
+read and cost about as much per tick as the whole order-flow extractor.
 
 `reqMktData` is subscribed in both modes: in snapshot mode it is the data; in tick-by-tick mode
 it only brings IB's cumulative volume and RTVolume prints for volume reconciliation. Either way
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +47,10 @@ from daemon.flow.events import (
 from daemon.settings import DataSettings, InstrumentSettings
 
 VOLUME_TICKS = frozenset({8, 74})  # VOLUME, DELAYED_VOLUME
+TICK_BY_TICK_MSG = 99  # incoming message id of every tick-by-tick message
+TICK_BY_TICK_FIELDS = 9  # msgId, reqId, tickType, time + 5 (AllLast and BidAsk alike)
+LAST_TICK_TYPES = frozenset({"1", "2"})  # Last, AllLast (as sent on the wire)
+BID_ASK_TICK_TYPE = "3"
 
 log = structlog.get_logger("daemon.broker.marketdata")
 
@@ -118,12 +126,15 @@ class MarketData:
         self._seq = 0
         self._mode = DataMode.SNAPSHOT if data.mode == "snapshot" else DataMode.TICK_BY_TICK
         self._req_ids: dict[int, str] = {}  # reqId → "AllLast" | "BidAsk" | "mktData"
+        # The tick-by-tick ones keyed as the wire spells them, for the decoder tap.
+        self._tbt_req_ids: dict[str, str] = {}
         self._mkt_ticker: Ticker | None = None  # the reqMktData ticker (shared in tick-by-tick)
         self._mkt_req_id = _NO_REQ
         self._mkt_seen = False  # a reqMktData message arrived in the current socket read
         self._prints: list[RtPrint] = []  # RTVolume reports of the current socket read
         self._volume_refusal_logged = False
         self._stale_since: float | None = None
+        self._subscribed_at = -math.inf  # clock of the last (re)subscription
         self._clock_synced_at = -1e18
         self._last_volume = 0.0
         conn.on_session(self._on_session)
@@ -133,6 +144,7 @@ class MarketData:
         self.ib.errorEvent += self._on_error
         self.ib.updateEvent += self._on_read  # after every socket read ib_async processed
         self._tap_wrapper()
+        self._tap_decoder()
 
     @property
     def details(self) -> list[ContractDetails]:
@@ -207,7 +219,9 @@ class MarketData:
         if self._mode is DataMode.TICK_BY_TICK:
             for kind in ("AllLast", "BidAsk"):
                 self.ib.reqTickByTickData(contract, kind)
-                self._req_ids[self._ticker_req_id(kind)] = kind
+                req_id = self._ticker_req_id(kind)
+                self._req_ids[req_id] = kind
+                self._tbt_req_ids[str(req_id)] = kind
             self.stats.volume_refused = False
         # snapshot mode: the data; tick-by-tick mode: cumulative volume for reconciliation
         self._mkt_ticker = self.ib.reqMktData(contract, "233")
@@ -216,6 +230,7 @@ class MarketData:
         self.stats.mode = self._mode
         self.stats.resubscribes += 1
         self._stale_since = None
+        self._subscribed_at = self._clock()
         self.stats.stale = False
         log.info("subscribed", contract=contract.localSymbol, mode=self._mode.value)
 
@@ -246,6 +261,7 @@ class MarketData:
     def _forget_subscriptions(self) -> None:
         """The socket is gone and ib_async has reset: nothing is left to cancel."""
         self._req_ids.clear()
+        self._tbt_req_ids.clear()
         self._mkt_ticker = None
         self._mkt_req_id = _NO_REQ
         self._mkt_seen = False
@@ -292,7 +308,10 @@ class MarketData:
         last = (
             self.stats.last_trade if self._mode is DataMode.TICK_BY_TICK else self.stats.last_tick
         )
-        return last is None or self._clock() - last > limit
+        # A subscription gets its full allowance before its first tick: it used to be called
+        # stale (and resubscribed) at the first check after every connect.
+        since = max(last or -math.inf, self._subscribed_at)
+        return self._clock() - since > limit
 
     async def _watch_freshness(self) -> None:
         if not self._market_open() or not self._is_stale(self.data.stale_after_s):
@@ -337,60 +356,69 @@ class MarketData:
         else:
             log.error("market_data_refused", code=code, message=message, kind=kind)
 
+    def _tap_decoder(self) -> None:
+        """Tick-by-tick messages of our subscriptions become events one by one, with their own
+        time, straight from the message fields; any other reqId goes to ib_async as before.
+
+        The reqId is matched as the wire spells it (the gateway echoes the decimal ib_async
+        sent), so the common case costs one dict lookup. A message of the wrong length or an
+        unexpected tick type goes to ib_async's own handler, which logs it as malformed.
+        """
+        handlers = self.ib.client.decoder.handlers
+        original = handlers[TICK_BY_TICK_MSG]
+        tbt_req_ids = self._tbt_req_ids
+        stats = self.stats
+
+        def tick_by_tick(fields: list[str]) -> None:
+            kind = tbt_req_ids.get(fields[1])
+            if kind is None or len(fields) != TICK_BY_TICK_FIELDS:
+                original(fields)
+                return
+            tick_type = fields[2]
+            event: MarketEvent
+            if kind == "BidAsk" and tick_type == BID_ASK_TICK_TYPE:
+                now = self._clock()
+                event = QuoteEvent(
+                    self._seq + 1,
+                    float(fields[4]),
+                    float(fields[5]),
+                    float(fields[6]),
+                    float(fields[7]),
+                    float(int(fields[3])),
+                    now,
+                )
+                stats.quotes += 1
+            elif kind == "AllLast" and tick_type in LAST_TICK_TYPES:
+                now = self._clock()
+                mask = int(fields[6])
+                event = TradeEvent(
+                    self._seq + 1,
+                    float(fields[4]),
+                    float(fields[5]),
+                    float(int(fields[3])),
+                    now,
+                    bool(mask & 1),  # past limit
+                    bool(mask & 2),  # unreported
+                )
+                stats.trades += 1
+                stats.last_trade = now
+            else:
+                original(fields)
+                return
+            self._seq += 1
+            stats.ticks_total += 1
+            stats.last_tick = now
+            self.sink(event)
+
+        handlers[TICK_BY_TICK_MSG] = tick_by_tick
+
     def _tap_wrapper(self) -> None:
-        """Wrap the decoder's wrapper calls: tick-by-tick messages become events one by one
-        (with their own time); reqMktData messages mark the read and collect RTVolume prints."""
+        """Wrap the decoder's reqMktData wrapper calls: they mark the read and collect RTVolume
+        prints."""
         wrapper = self.ib.wrapper
-        original_last = wrapper.tickByTickAllLast
-        original_quote = wrapper.tickByTickBidAsk
         original_price = wrapper.priceSizeTick
         original_size = wrapper.tickSize
         original_string = wrapper.tickString
-
-        def all_last(
-            reqId: int,
-            tickType: int,
-            time: int,
-            price: float,
-            size: float,
-            attrib: Any,
-            exchange: str,
-            specialConditions: str,
-        ) -> None:
-            if self._req_ids.get(reqId) == "AllLast":
-                now = self._clock()
-                self._count(now, trade=True)
-                self.sink(
-                    TradeEvent(
-                        self._next_seq(),
-                        price,
-                        size,
-                        float(time),
-                        now,
-                        bool(attrib.pastLimit),
-                        bool(attrib.unreported),
-                    )
-                )
-            original_last(reqId, tickType, time, price, size, attrib, exchange, specialConditions)
-
-        def bid_ask(
-            reqId: int,
-            time: int,
-            bidPrice: float,
-            askPrice: float,
-            bidSize: float,
-            askSize: float,
-            attrib: Any,
-        ) -> None:
-            if self._req_ids.get(reqId) == "BidAsk":
-                now = self._clock()
-                self._count(now, trade=False)
-                self.sink(
-                    QuoteEvent(
-                        self._next_seq(), bidPrice, askPrice, bidSize, askSize, float(time), now
-                    )
-                )
-            original_quote(reqId, time, bidPrice, askPrice, bidSize, askSize, attrib)
 
         def price_size_tick(reqId: int, tickType: int, price: float, size: float) -> None:
             if reqId == self._mkt_req_id:
@@ -415,8 +443,6 @@ class MarketData:
 
         # The decoder looks these up on the wrapper instance at every message, so instance
         # attributes intercept them; mypy forbids assigning to a method, hence the ignores.
-        wrapper.tickByTickAllLast = all_last  # type: ignore[method-assign,assignment]
-        wrapper.tickByTickBidAsk = bid_ask  # type: ignore[method-assign,assignment]
         wrapper.priceSizeTick = price_size_tick  # type: ignore[method-assign]
         wrapper.tickSize = tick_size  # type: ignore[method-assign]
         wrapper.tickString = tick_string  # type: ignore[method-assign]
@@ -477,15 +503,6 @@ class MarketData:
                 self._last_volume = volume
             if moved or prints:
                 stats.last_trade = now
-
-    def _count(self, now: float, *, trade: bool) -> None:
-        self.stats.ticks_total += 1
-        self.stats.last_tick = now
-        if trade:
-            self.stats.trades += 1
-            self.stats.last_trade = now
-        else:
-            self.stats.quotes += 1
 
     def _next_seq(self) -> int:
         self._seq += 1

@@ -213,6 +213,20 @@ async def test_stale_feed_resubscribes_then_reconnects(feed: Make) -> None:
     assert f.md.stats.resubscribes == 3
 
 
+async def test_a_new_subscription_is_not_stale_before_its_allowance(feed: Make) -> None:
+    f = await feed(data=DataSettings(stale_after_s=30, reconnect_after_stale_s=90))
+    await f.until(lambda: f.conn.ready and f.md.stats.resubscribes == 1)
+    assert f.md.stats.last_trade is None  # no trade yet since connecting
+    await f.md.check()
+    f.now[0] += 29
+    await f.md.check()
+    assert f.md.stats.resubscribes == 1  # it used to resubscribe at the first check
+    assert not f.md.stats.stale
+    f.now[0] += 2
+    await f.md.check()
+    assert f.md.stats.resubscribes == 2
+
+
 async def test_no_staleness_while_the_market_is_closed(feed: Make) -> None:
     saturday = datetime(2026, 11, 21, 12, 0, tzinfo=CENTRAL)
     f = await feed(source=_one_quote(saturday))
@@ -375,8 +389,9 @@ async def test_tick_by_tick_only_reads_emit_no_snapshot_event(
     for i in range(3):
         f.gw.apply(TradeTick(t0 + i, 5000.25, 4, Side.BUY))
         await f.until(lambda n=i: len(f.trades()) == n + 1)  # one read per trade
-    assert updates[0] >= 3  # the shared Ticker did fire for the tick-by-tick reads
-    assert len(f.snapshots()) == snapshots  # but no SnapshotEvent was made of them
+    # Tick-by-tick bypasses ib_async's Ticker (see test_tick_by_tick_skips_ib_async_tickers)
+    assert updates[0] == 0
+    assert len(f.snapshots()) == snapshots  # and no SnapshotEvent was made of those reads
     monkeypatch.undo()  # samples again: the three trades arrive as one RTVolume report
     await f.until(lambda: len(f.snapshots()) > snapshots)
     assert [(p.size, p.single) for p in f.snapshots()[-1].prints] == [(12, False)]
@@ -418,21 +433,66 @@ async def test_volume_takes_its_place_in_the_stream_not_the_end_of_the_read(feed
     """One socket read holding IB's cumulative volume and then a trade: the volume describes
     the tape *before* that trade, so it must reach the extractor before it (a volume taken at
     the end of the read would already include the trade and look like missing volume)."""
-    from ib_async import TickAttribLast
-
     f = await feed()
     await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
-    wrapper = f.conn.ib.wrapper
+    decoder = f.conn.ib.client.decoder
     all_last = next(r for r, kind in f.md._req_ids.items() if kind == "AllLast")
     volume = f.snapshots()[-1].volume
     before = len(f.events)
-    # What the decoder does for such a read: one wrapper call per message, then updateEvent.
-    wrapper.tickSize(f.mkt_req_id(), 8, volume + 5)
-    wrapper.tickByTickAllLast(
-        all_last, 1, int(SIM_START.timestamp()), 5000.25, 3, TickAttribLast(), "CME", ""
-    )
+    # Such a read, as the client hands it to the decoder message by message: TICK_SIZE
+    # (VOLUME) on the reqMktData id, then TICK_BY_TICK (AllLast); then the end of the read.
+    decoder.interpret(["2", "6", str(f.mkt_req_id()), "8", str(volume + 5)])
+    t = int(SIM_START.timestamp())
+    decoder.interpret(["99", str(all_last), "1", str(t), "5000.25", "3", "0", "CME", ""])
     f.conn.ib.updateEvent.emit()
     new = f.events[before:]
     assert [type(e).__name__ for e in new] == ["SnapshotEvent", "TradeEvent"]
     assert isinstance(new[0], SnapshotEvent)
     assert new[0].volume == volume + 5
+
+
+async def test_tick_by_tick_fields_become_events_exactly(feed: Make) -> None:
+    """Our tick-by-tick messages are read straight from the decoder's fields: every value,
+    the attribute bits, the gateway's time, our clock and sequence, and the counters."""
+    f = await feed()
+    await f.until(lambda: f.conn.ready and f.md.stats.quotes > 0)
+    ids = {kind: str(r) for r, kind in f.md._req_ids.items()}
+    decoder = f.conn.ib.client.decoder
+    stats = f.md.stats
+    before, counts = len(f.events), (stats.ticks_total, stats.trades, stats.quotes)
+    seq = f.events[-1].seq
+    f.now[0] = 2000.5
+    last, quote = ids["AllLast"], ids["BidAsk"]
+    decoder.interpret(["99", last, "2", "1795185001", "5000.75", "7", "3", "CME", ""])
+    decoder.interpret(["99", last, "1", "1795185002", "5001.0", "2", "0", "CME", ""])
+    decoder.interpret(["99", quote, "3", "1795185003", "5000.5", "5000.75", "12", "30", "0"])
+    assert f.events[before:] == [
+        TradeEvent(seq + 1, 5000.75, 7.0, 1795185001.0, 2000.5, True, True),
+        TradeEvent(seq + 2, 5001.0, 2.0, 1795185002.0, 2000.5, False, False),
+        QuoteEvent(seq + 3, 5000.5, 5000.75, 12.0, 30.0, 1795185003.0, 2000.5),
+    ]
+    assert (stats.ticks_total, stats.trades, stats.quotes) == (
+        counts[0] + 3,
+        counts[1] + 2,
+        counts[2] + 1,
+    )
+    assert stats.last_trade == stats.last_tick == 2000.5
+
+
+async def test_other_tick_by_tick_messages_are_left_to_ib_async(feed: Make) -> None:
+    """Another reqId, a tick type that does not match the subscription, or a message of the
+    wrong length: no event and no count; ib_async handles (and logs) them as it always did."""
+    f = await feed()
+    await f.until(lambda: f.conn.ready and f.md.stats.quotes > 0)
+    ids = {kind: str(r) for r, kind in f.md._req_ids.items()}
+    decoder = f.conn.ib.client.decoder
+    ticker = f.conn.ib.ticker(f.md.contract)  # type: ignore[arg-type]
+    assert ticker is not None
+    before, ticks = len(f.events), f.md.stats.ticks_total
+    decoder.interpret(["99", "9999", "3", "1795185003", "5000.5", "5000.75", "1", "1", "0"])
+    last = ids["AllLast"]
+    decoder.interpret(["99", last, "3", "1795185003", "4000.5", "4000.75", "1", "1", "0"])
+    decoder.interpret(["99", ids["BidAsk"], "3", "1795185003", "5000.5", "5000.75", "1"])
+    assert len(f.events) == before
+    assert f.md.stats.ticks_total == ticks
+    assert ticker.bid == 4000.5  # the mismatched tick type went through ib_async's wrapper
