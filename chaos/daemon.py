@@ -20,8 +20,9 @@ Status = dict[str, Any]
 
 def unhealthy(doc: Status, *, market_silent: bool = False) -> list[str]:
     """What keeps the daemon from the state every fault must end in: connected, data good,
-    reconciled and allowed to trade. Empty when it is there. Stale data is expected, and not
-    held against it, while the replayed market itself is silent (the data has a gap)."""
+    reconciled and allowed to trade. Empty when it is there. While the replayed market itself
+    is silent (the data has a gap) there is nothing to judge the data by: stale or unhealthy
+    data is then not held against it."""
     trading = doc.get("trading") or {}
     values = {
         "state": doc.get("state"),
@@ -34,7 +35,8 @@ def unhealthy(doc: Status, *, market_silent: bool = False) -> list[str]:
     return [
         f"{name}={value}"
         for name, value in values.items()
-        if (bool(value) and not market_silent if name == "data_stale" else value != wanted[name])
+        if not (market_silent and name in ("data_stale", "data_health"))
+        and (bool(value) if name == "data_stale" else value != wanted[name])
     ]
 
 

@@ -37,7 +37,7 @@ def test_each_condition_is_named_when_it_fails() -> None:
 
 
 def test_stale_data_is_not_held_against_it_while_the_replayed_market_is_silent() -> None:
-    stale = {**GOOD, "data_stale": True}
-    assert unhealthy(stale) == ["data_stale=True"]
+    stale = {**GOOD, "data_stale": True, "data_health": "INVALID"}  # a new life, no quote yet
+    assert unhealthy(stale) == ["data_health=INVALID", "data_stale=True"]
     assert unhealthy(stale, market_silent=True) == []
     assert not healthy({**stale, "state": "DISCONNECTED"}, market_silent=True)
