@@ -8,7 +8,7 @@ SRC := daemon ibsim chaos
 CHECKED := daemon ibsim chaos tests scripts bench
 CONFIG ?= config/orderflowd.toml
 
-.PHONY: install lint test demo chaos bench run-paper debug run-live systemd-check clean
+.PHONY: install lint test demo chaos bench soak run-paper debug run-live systemd-check clean
 
 install: $(STAMP)
 
@@ -37,14 +37,16 @@ CHAOS_ARGS ?= --seed 1 --minutes 25
 chaos: install
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
-# Figures, never assertions: ibsim throughput vs the ib_async decode ceiling, reconnects,
-# classification accuracy, extractor speed and memory.
+# Figures, never assertions (about 10 minutes): every benchmark in bench/ one after the other,
+# then one table (figure | value | baseline / ratio | command) and the machine, also written to
+# bench/results/latest.md. A smoke run: make bench BENCH_ARGS=--quick (about 5 minutes).
 bench: install
-	$(BIN)/python -m bench.ibsim_throughput
-	$(BIN)/python -m bench.daemon_reconnect
-	$(BIN)/python -m bench.flow_accuracy
-	$(BIN)/python -m bench.flow_extractor
-	$(BIN)/python -m bench.tick_to_order
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The daemon trading five replayed sessions at 600x with a gateway restart a minute (about
+# 13 minutes): RSS, descriptors, tasks and loop lag against the soak bounds; non-zero if one fails.
+soak: install
+	$(BIN)/python -m bench.soak
 
 # Against a local TWS / IB Gateway paper login (ports 7497, then 4002).
 run-paper: install

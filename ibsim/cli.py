@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=("synthetic", "replay"), default="synthetic")
     p.add_argument("--ticks", type=Path, help="replay CSV (time_ct,price,size), .csv or .csv.gz")
     p.add_argument(
+        "--sessions",
+        type=int,
+        help="replay the file's first session this many times, on consecutive CME sessions",
+    )
+    p.add_argument(
         "--speed", type=float, default=1.0, help="data seconds per wall second (0: unpaced)"
     )
     p.add_argument("--seed", type=int, default=1, help="seed for synthetic data and replay sides")
@@ -77,7 +82,11 @@ def make_source(args: argparse.Namespace) -> MarketSource:
     if args.source == "replay":
         if args.ticks is None:
             raise ValueError("--source replay needs --ticks FILE")
-        return ReplaySource(load_trades_csv(args.ticks), seed=args.seed)
+        if args.sessions is not None and args.sessions < 1:
+            raise ValueError(f"--sessions must be at least 1, got {args.sessions}")
+        return ReplaySource(load_trades_csv(args.ticks), seed=args.seed, sessions=args.sessions)
+    if args.sessions is not None:
+        raise ValueError("--sessions needs --source replay")
     start = parse_ib_time(args.start) if args.start else default_start()
     return SyntheticSource(seed=args.seed, start_time=start)
 

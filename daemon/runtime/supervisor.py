@@ -24,6 +24,7 @@ from daemon.broker.marketdata import MarketData
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.guards import Reason
 from daemon.flow.sessions import SessionSchedule
+from daemon.runtime import heap
 from daemon.runtime import status as status_mod
 from daemon.runtime.control import CONTROL_SOCKET, ControlServer
 from daemon.runtime.logs import flush_suppressed
@@ -135,6 +136,9 @@ class Supervisor:
         self._calendar: SessionCalendar | None = None
         self.status_path = Path(settings.paths.state_dir) / status_mod.STATUS_FILE
         self.loop_lag = 0.0
+        self.lag_histogram = status_mod.LoopLagHistogram()
+        # Full collections while disconnected, not as lag in the middle of trading.
+        self.conn.on_disconnect(heap.collect_soon)
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._tasks: dict[str, asyncio.Task[Any]] = {}
@@ -291,6 +295,7 @@ class Supervisor:
             start = loop.time()
             await asyncio.sleep(LAG_PROBE_S)
             self.loop_lag = max(0.0, loop.time() - start - LAG_PROBE_S)
+            self.lag_histogram.record(self.loop_lag)
 
     def healthy(self) -> bool:
         """Loop responsive and every supervised task alive (the gateway may well be down)."""
@@ -307,6 +312,7 @@ class Supervisor:
             started_wall=self._started_wall,
             started_mono=self._started_mono,
             loop_lag_s=self.loop_lag,
+            process=status_mod.process_figures(self.lag_histogram),
             trading=(
                 self.trader.status() if self.trader is not None else status_mod.DISABLED_TRADING
             ),

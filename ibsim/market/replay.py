@@ -3,6 +3,7 @@
 The CSV holds trades only (`time_ct,price,size`, US/Central local time). `ReplaySource` decides
 each trade's aggressor and builds quotes so that every BUY prints at the ask and every SELL at the
 bid; the decided side is recorded on the `TradeTick`, so trade classifiers can be scored against it.
+`repeat_sessions` turns one recorded session into several consecutive ones (soak runs).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import random
 import re
 import zlib
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from ibsim import calendar
 from ibsim.market.source import draw_depth, tick_to_price
 from ibsim.model import TICK_SIZE, MarketEvent, QuoteTick, Side, TradeTick
 
@@ -201,11 +203,18 @@ class ReplaySource:
     keeps the previous side with probability `KEEP_SIDE_ON_ZERO_TICK` (seeded), else flips. Rows
     sharing a timestamp and price are one sweep: they share a side and the book shows enough size
     for all of them before the first. Quotes carry the time of the trade they precede or follow.
+
+    With `sessions`, the trades' first trading session is replayed that many times on
+    consecutive sessions instead (see `repeat_sessions`); sides and quotes run on across copies.
     """
 
-    def __init__(self, trades: Sequence[RawTrade], seed: int = 0) -> None:
+    def __init__(
+        self, trades: Sequence[RawTrade], seed: int = 0, sessions: int | None = None
+    ) -> None:
         if not trades:
             raise ValueError("no trades to replay")
+        if sessions is not None:
+            trades = repeat_sessions(trades, sessions)
         self.seed = seed
         self.start_time: float = trades[0].time_utc
         self._runs = _runs(trades)
@@ -213,6 +222,48 @@ class ReplaySource:
     def events(self) -> Iterator[MarketEvent]:
         """The replay from its first event; the same seed gives the same stream every time."""
         return _replay(self._runs, random.Random(self.seed))
+
+
+def repeat_sessions(trades: Sequence[RawTrade], sessions: int) -> list[RawTrade]:
+    """The first trading session of `trades`, copied onto `sessions` consecutive CME sessions.
+
+    The first copy is the session the first trade falls in (later trades are dropped); copy k is
+    the same trades moved by whole days onto the k-th next session of `ibsim.calendar` (Sunday
+    to Thursday evening opens; weekends and full holidays skipped), so each copy opens at the
+    same local time of day as the original. A copy is cut at its own session's close (an early
+    close can shorten it). ValueError for `sessions` < 1 or a first trade outside any session.
+    """
+    if isinstance(sessions, bool) or not isinstance(sessions, int) or sessions < 1:
+        raise ValueError(f"sessions must be an integer >= 1, got {sessions!r}")
+    if not trades:
+        raise ValueError("no trades to replay")
+    first = calendar.session_bounds(trades[0].time_utc)
+    if first is None:
+        when = datetime.fromtimestamp(trades[0].time_utc, EXCHANGE_TZ)
+        raise ValueError(
+            f"the first trade ({when:%Y-%m-%d %H:%M:%S %Z}) is outside CME trading hours: "
+            "no session to repeat"
+        )
+    template = [t for t in trades if t.time_utc < first.close_utc]
+    repeated: list[RawTrade] = []
+    trade_date = first.trade_date
+    copies = 0
+    while copies < sessions:
+        target = calendar.trading_session(trade_date)
+        trade_date += timedelta(days=1)
+        if target is None:
+            continue
+        # Both opens are 17:00 Central and no DST change falls inside a session, so one
+        # offset moves every trade of the copy to the same local time of day.
+        shift = target.open_utc - first.open_utc
+        close = target.close_utc
+        repeated.extend(
+            RawTrade(t.time_utc + shift, t.price, t.size)
+            for t in template
+            if t.time_utc + shift < close
+        )
+        copies += 1
+    return repeated
 
 
 def _runs(trades: Sequence[RawTrade]) -> list[_Run]:
