@@ -647,7 +647,7 @@ def render(run: Run, v: dict[str, dict[str, Any]]) -> str:
         first = run.samples[0]
         busy = last.machine[0] - first.machine[0] if first.machine else 0.0
         spent = (own[-1] - own[0] if len(own) > 1 else 0.0) + (run.ibsim_cpu_s or 0.0)
-        others = (busy - spent) / max(last.t - first.t, 1e-9)
+        others = max(0.0, (busy - spent) / max(last.t - first.t, 1e-9))
     windows = rss.get("windows_s") or [a["warmup"], 0.0]
     lines = [
         "",

@@ -20,6 +20,7 @@ from ib_async import IB
 
 from daemon.broker.connection import Connection, LiveAccountRefusedError
 from daemon.broker.contracts import SessionCalendar
+from daemon.broker.finished_trades import FinishedTrades
 from daemon.broker.marketdata import MarketData
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.guards import Reason
@@ -109,6 +110,7 @@ class Supervisor:
         self.ib.client.MaxRequests = settings.execution.max_messages_per_second
         self.ib.client.RequestsInterval = THROTTLE_WINDOW_S  # type: ignore[assignment]  # ib_async annotates it int
         self.conn = Connection(self.ib, settings.ib, allow_live=allow_live)
+        self.finished_trades = FinishedTrades(clock)  # what ib_async would keep all connection
         self.schedule = SessionSchedule()
         self.trader: Trader | None = None
         self.flow = OrderFlow(
@@ -258,6 +260,7 @@ class Supervisor:
             except (TimeoutError, ConnectionError) as exc:
                 log.warning("market_check_failed", error=repr(exc))
             self._follow_market()
+            self.finished_trades.sweep(self.ib.wrapper)
             now = self._clock()
             doc = self.write_status()
             line = status_mod.status_line(doc)

@@ -41,6 +41,7 @@ from daemon.trading.orders import (
 
 log = structlog.get_logger("daemon.trading.execution")
 
+FORGET_AFTER_S = 300.0  # wall seconds a finished bracket stays in memory (the journal keeps it)
 _REJECT_CODES = frozenset({103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147})
 
 
@@ -102,6 +103,7 @@ class Executor:
         self._by_id: dict[tuple[int, int], str] = {}
         self._by_perm: dict[int, str] = {}
         self.seen_at_broker: set[str] = set()  # refs the broker reported since the last connect
+        self._finished_since: dict[str, float] = {}  # bracket (parent ref) -> wall time
         self.messages_sent = 0
         self.new_fills = 0  # executions journaled for the first time
         self._on_fill = on_fill
@@ -144,8 +146,43 @@ class Executor:
             self._live.pop(rec.ref, None)
 
     def live(self) -> list[OrderRecord]:
-        """Orders not done, oldest first (kept apart: ``orders`` grows over a session)."""
+        """Orders not done, oldest first."""
         return list(self._live.values())
+
+    def forget_finished(self, keep_s: float = FORGET_AFTER_S) -> int:
+        """Drop brackets finished for `keep_s` from memory; returns how many orders went.
+
+        A bracket (a parent and its children, or a lone order) goes only as a whole, once none
+        of it is live: a live child needs its parent (what it protects) and a parent its
+        children (what is already closed). A later message about a forgotten order that names
+        it (openOrder, execDetails) finds it again in the journal (`recall`).
+        """
+        now = self._wall()
+        families: dict[str, list[OrderRecord]] = {}
+        for rec in self.orders.values():
+            families.setdefault(rec.parent_ref or rec.ref, []).append(rec)
+        working = {rec.parent_ref or rec.ref for rec in self._live.values()}
+        self._finished_since = {
+            family: self._finished_since.get(family, now)
+            for family in families
+            if family not in working
+        }
+        gone = 0
+        for family, since in list(self._finished_since.items()):
+            if now - since < keep_s:
+                continue
+            del self._finished_since[family]
+            for rec in families[family]:
+                self._unindex(rec)
+                gone += 1
+        return gone
+
+    def _unindex(self, rec: OrderRecord) -> None:
+        del self.orders[rec.ref]
+        if self._by_id.get((rec.client_id, rec.order_id)) == rec.ref:
+            del self._by_id[(rec.client_id, rec.order_id)]
+        if rec.perm_id and self._by_perm.get(rec.perm_id) == rec.ref:
+            del self._by_perm[rec.perm_id]
 
     def children(self, parent_ref: str) -> list[OrderRecord]:
         return [r for r in self.orders.values() if r.parent_ref == parent_ref]

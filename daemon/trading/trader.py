@@ -523,6 +523,7 @@ class Trader:
     def tick(self, now: float) -> None:
         """Entry timeouts, the daily loss limit, a pending flip, the day's PnL in the journal."""
         self._roll_day(now)
+        self.executor.forget_finished()
         if not self.enabled:
             return
         net = self.day_net()

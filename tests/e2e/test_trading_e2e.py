@@ -566,3 +566,46 @@ async def test_a_fill_recovered_at_reconnect_counts_for_its_order_so_the_exit_mo
     await d.until(lambda: position(gateway) == 0 and not live(gateway))
     refs = [o.request.order_ref for o in gateway_orders(gateway)]
     assert not [ref for ref in refs if ref.endswith("-X")]  # the target was moved, as designed
+
+
+async def test_finished_brackets_leave_memory_and_a_later_word_about_them_finds_the_journal(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    executor = d.trader.executor
+    await d.send(market, d.strategy.intent(1))
+    await d.until(lambda: len(live(gateway)) == 3)
+    market.quote(4999.75, 5000.0)  # the parent fills
+    market.quote(5003.0, 5003.25)
+    market.trade(5003.25, 5)  # through the target: the first bracket is over
+    await d.until(lambda: d.trader.position == 0 and not executor.live())
+    finished = set(executor.orders)
+    await d.send(market, d.strategy.intent(1))
+    await d.until(lambda: len(live(gateway)) == 3)
+    market.quote(4999.75, 5000.0)  # the second parent fills; its stop and target work
+    await d.until(lambda: d.trader.position == 1 and d.trader.unprotected() == 0)
+    working = set(executor.orders) - finished
+    assert len(finished) == len(working) == 3
+
+    assert executor.forget_finished(keep_s=3600.0) == 0
+    assert executor.forget_finished(keep_s=0.0) == 3  # the first bracket only, as a whole
+    assert set(executor.orders) == working
+    assert executor.forget_finished(keep_s=0.0) == 0  # a bracket with live orders stays
+
+    # At the reconnect the gateway reports the forgotten orders again (completed orders, their
+    # executions): they are recalled from the journal, not adopted, and nothing is counted twice.
+    reconnects = d.sup.conn.status.reconnect_count
+    gateway.drop_clients(reset=True)
+    await d.until(lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.reconciled)
+    assert d.trader.last_reconcile["recovered_fills"] == 0
+    assert finished <= set(executor.orders)
+    assert d.trader.journal.events("adopt") == []
+    assert d.trader.position == 1
+    await d.send(market, d.strategy.intent(0))  # the exit moves the working bracket's target
+    await d.until(lambda: position(gateway) == 0 and not live(gateway))
+    assert not [o for o in gateway_orders(gateway) if o.request.order_ref.endswith("-X")]
+    assert [e.exec_id for e in d.trader.journal.executions()] == [
+        e.exec_id for e in gateway.engine.executions()
+    ]
