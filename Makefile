@@ -8,7 +8,7 @@ SRC := daemon ibsim chaos
 CHECKED := daemon ibsim chaos tests scripts bench
 CONFIG ?= config/orderflowd.toml
 
-.PHONY: install lint test demo chaos bench soak run-paper debug run-live systemd-check clean
+.PHONY: install lint test demo chaos bench soak docs run-paper debug run-live systemd-check clean
 
 install: $(STAMP)
 
@@ -47,6 +47,11 @@ bench: install
 # 13 minutes): RSS, descriptors, tasks and loop lag against the soak bounds; non-zero if one fails.
 soak: install
 	$(BIN)/python -m bench.soak
+
+# The configuration reference and the TWS code catalogue in docs/, generated from the code
+# (make test fails while they are out of date).
+docs: install
+	$(BIN)/python -m daemon.reference
 
 # Against a local TWS / IB Gateway paper login (ports 7497, then 4002).
 run-paper: install

@@ -358,8 +358,8 @@ state_dir = "{directory / "state"}"
 log_dir = "{directory / "logs"}"
 [logging]
 format = "json"
-[status]
-metrics_port = 0
+[metrics]
+enabled = false
 """
     )
     return config

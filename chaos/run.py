@@ -57,7 +57,8 @@ state_dir = "{state}"
 log_dir = "{logs}"
 [status]
 interval_s = {interval}
-metrics_port = 0
+[metrics]
+enabled = false
 """
 
 

@@ -1,4 +1,4 @@
-"""`orderflowd`: run | debug | check-config | status | replay | halt | resume | flatten."""
+"""`orderflowd`: run | debug | check-config | doctor | status | replay | halt | resume | flatten."""
 
 from __future__ import annotations
 
@@ -56,6 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     debug.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
     check = sub.add_parser("check-config", help="validate and print the effective config")
     common(check)
+    doctor = sub.add_parser(
+        "doctor", help="check the connection to TWS / IB Gateway and its permissions"
+    )
+    common(doctor)
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+    doctor.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=5.0,
+        help="seconds allowed for each connect or request (default 5)",
+    )
     status = sub.add_parser("status", help="print the running daemon's status")
     common(status)
     status.add_argument("--json", action="store_true", help="print status.json as is")
@@ -68,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--bar", help='bar length, e.g. "1min" (overrides flow.bar)')
     replay.add_argument("--out", type=Path, help="output CSV (default: standard output)")
+    report = sub.add_parser(
+        "report", help="render one trading day's session report (PNG and HTML) from state_dir"
+    )
+    common(report)
+    report.add_argument("--date", help="trading day YYYY-MM-DD (default: the latest recorded)")
+    report.add_argument("--out", type=Path, help="output directory (default: state_dir/reports)")
+    report.add_argument("--bar", help='bar length, e.g. "5min" (overrides flow.bar)')
     for name, text in (
         ("halt", "stop new entries and cancel working entries in the running daemon"),
         ("resume", "allow new entries again after a halt"),
@@ -239,11 +257,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(settings, args.json)
+    if args.command == "doctor":
+        return _doctor(settings, args)
     if args.command == "replay":
         return _replay(settings, args.ticks, args.out)
+    if args.command == "report":
+        return _report(settings, args.date, args.out)
     if args.command in ("halt", "resume", "flatten"):
         return _control(settings, args)
     return _run(settings, args)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, e.g. 5, got {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return seconds
+
+
+def _doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.broker.doctor import DoctorTimeouts, exit_code, run_doctor
+    from daemon.broker.doctor_report import render_json, render_table
+    from daemon.runtime.logs import configure_logging
+
+    configure_logging(settings.logging.format, settings.logging.level, library_level="CRITICAL")
+    target = f"{settings.ib.host}:{settings.ib.port}"
+
+    async def doctor() -> int:
+        results = await run_doctor(settings, timeouts=DoctorTimeouts.for_step(args.timeout))
+        print(render_json(results, target) if args.json else render_table(results, target))
+        return exit_code(results)
+
+    return _event_loop_run(doctor())
 
 
 def _check_strategy(settings: Settings) -> None:
@@ -272,4 +320,34 @@ def _replay(settings: Settings, ticks: Path, out: Path | None) -> int:
         return EX_NOINPUT if isinstance(exc, FileNotFoundError) else EX_DATAERR
     write_csv(rows, out)
     print_summary(summary)
+    return 0
+
+
+def _report(settings: Settings, day: str | None, out: Path | None) -> int:
+    import zlib
+
+    from daemon.recording import RecordingFileError, list_days, read_day
+    from daemon.report import Missing, ReportError, make_report
+    from daemon.runtime.logs import configure_logging
+    from daemon.runtime.supervisor import JOURNAL_FILE
+    from daemon.trading.journal import JournalError
+
+    configure_logging(settings.logging.format, settings.logging.level)  # stderr: paths on stdout
+    journal = Path(settings.paths.state_dir) / JOURNAL_FILE
+    try:
+        files = make_report(settings, journal, list_days, read_day, day=day, out_dir=out)
+    except ReportError as exc:
+        print(f"orderflowd report: {exc}", file=sys.stderr)
+        return EX_USAGE if exc.missing is Missing.BAD_DATE else EX_NOINPUT
+    except (RecordingFileError, EOFError, zlib.error) as exc:
+        print(f"orderflowd report: cannot read the market data: {exc}", file=sys.stderr)
+        return EX_DATAERR
+    except JournalError as exc:
+        print(f"orderflowd report: journal: {exc}", file=sys.stderr)
+        return EX_IOERR
+    except OSError as exc:
+        print(f"orderflowd report: {exc}", file=sys.stderr)
+        return EX_IOERR
+    print(files.png)
+    print(files.html)
     return 0

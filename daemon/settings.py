@@ -10,6 +10,7 @@ This module imports nothing from the rest of ``daemon``.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -564,16 +565,74 @@ class PathsSettings(_Section):
     log_dir: UserPath = Field(default=Path("logs"), description="Directory for log files.")
 
 
+class RecordingSettings(_Section):
+    """Recording of the received trades and quotes for replay (docs/recording.md)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Record every received trade and quote into "
+        "state_dir/recordings/SYMBOL-YYYY-MM-DD.csv.gz, one file per trading day.",
+    )
+    keep_days: int = Field(
+        default=30,
+        ge=0,
+        description="Recorded trading days kept (the newest); older files are deleted at start "
+        "and at each new day. 0 = keep forever.",
+    )
+    flush_s: Seconds = Field(
+        default=1.0,
+        description="Seconds between writes of the buffered events; a crash loses at most this.",
+    )
+
+
 class StatusSettings(_Section):
     """Health reporting."""
 
-    metrics_host: str = Field(
-        default="127.0.0.1", min_length=1, description="Address the metrics endpoint listens on."
-    )
-    metrics_port: int = Field(
-        default=9464, ge=0, le=65535, description="Port of the metrics endpoint; 0 = disabled."
-    )
     interval_s: Seconds = Field(default=1.0, description="Seconds between writes of status.json.")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+class MetricsSettings(_Section):
+    """The Prometheus metrics endpoint (HTTP, text exposition format)."""
+
+    enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics over HTTP at /metrics."
+    )
+    allow_remote: bool = Field(
+        default=False,
+        description="Allow metrics.host to be an address other than loopback (the endpoint has "
+        "no authentication: anyone who can reach it reads positions and PnL).",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the metrics endpoint listens on; loopback unless "
+        "metrics.allow_remote = true.",
+    )
+    port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="TCP port of the metrics endpoint; 0 = any free port (for tests).",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_unless_allowed(cls, host: str, info: ValidationInfo) -> str:
+        if not _is_loopback(host) and not info.data.get("allow_remote", False):
+            raise ValueError(
+                "is not a loopback address; set metrics.allow_remote = true to serve metrics "
+                "to other hosts, or use 127.0.0.1"
+            )
+        return host
 
 
 class Settings(BaseSettings):
@@ -610,8 +669,14 @@ class Settings(BaseSettings):
         default_factory=LoggingSettings, description=LoggingSettings.__doc__
     )
     paths: PathsSettings = Field(default_factory=PathsSettings, description=PathsSettings.__doc__)
+    recording: RecordingSettings = Field(
+        default_factory=RecordingSettings, description=RecordingSettings.__doc__
+    )
     status: StatusSettings = Field(
         default_factory=StatusSettings, description=StatusSettings.__doc__
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description=MetricsSettings.__doc__
     )
 
     @classmethod

@@ -157,6 +157,21 @@ def trading_session(trade_date: date) -> Session | None:
     return Session(trade_date, _at(trade_date - _DAY, SESSION_OPEN), _at(trade_date, close))
 
 
+def trading_day_start(now_utc: float) -> float:
+    """When the trade date `now_utc` belongs to began: its Globex open (17:00 Central).
+
+    What TWS calls "today" for completed orders and executions. A 17:00 on Friday or Saturday
+    opens no session, so over a weekend the day is still Friday's.
+    """
+    local = datetime.fromtimestamp(now_utc, CENTRAL)
+    start = datetime.combine(local.date(), SESSION_OPEN)
+    if local.time() < SESSION_OPEN:
+        start -= _DAY
+    while start.weekday() in (_FRIDAY, _SATURDAY):
+        start -= _DAY
+    return start.replace(tzinfo=CENTRAL).timestamp()
+
+
 def liquid_session(trade_date: date) -> Session | None:
     """The liquid (regular trading hours) session of `trade_date`, or None when it does not trade.
 

@@ -21,9 +21,11 @@ from ibsim.historical import parse_ib_time
 from ibsim.journal import Journal
 from ibsim.market import (
     MarketSource,
+    RecordedSource,
     ReplayFileError,
     ReplaySource,
     SyntheticSource,
+    is_recording,
     load_trades_csv,
 )
 from ibsim.scenario import Scenario, ScenarioError, load_scenario
@@ -52,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4002, help="port; 0 picks one and prints it")
     p.add_argument("--source", choices=("synthetic", "replay"), default="synthetic")
-    p.add_argument("--ticks", type=Path, help="replay CSV (time_ct,price,size), .csv or .csv.gz")
+    p.add_argument(
+        "--ticks",
+        type=Path,
+        help="replay CSV (time_ct,price,size), .csv or .csv.gz, or an orderflowd recording",
+    )
     p.add_argument(
         "--sessions",
         type=int,
@@ -84,6 +90,10 @@ def make_source(args: argparse.Namespace) -> MarketSource:
             raise ValueError("--source replay needs --ticks FILE")
         if args.sessions is not None and args.sessions < 1:
             raise ValueError(f"--sessions must be at least 1, got {args.sessions}")
+        if is_recording(args.ticks):  # an orderflowd recording: its own trades and quotes
+            if args.sessions is not None:
+                raise ValueError("--sessions works with trades CSV only, not with a recording")
+            return RecordedSource.from_file(args.ticks)
         return ReplaySource(load_trades_csv(args.ticks), seed=args.seed, sessions=args.sessions)
     if args.sessions is not None:
         raise ValueError("--sessions needs --source replay")

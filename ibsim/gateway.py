@@ -75,6 +75,9 @@ class GatewayConfig:
     max_tick_by_tick: int = 5  # simultaneous tick-by-tick subscriptions (10190 beyond)
     market_data: str = "realtime"  # realtime | delayed | none
     read_only: bool = False  # 321 on every order
+    handshake_silent: bool = False  # accept TCP, never answer the API handshake (API disabled)
+    handshake_close: bool = False  # close the socket at the handshake (an untrusted IP refused)
+    clock_offset_s: float = 0.0  # added to the time reqCurrentTime answers (clock skew)
     client_id_release_delay: float = 0.5  # seconds an id stays taken after its socket closes
     commission_per_contract: float = 2.25
     max_write_buffer: int = 8 * 1024 * 1024  # backpressure: pause the market above this

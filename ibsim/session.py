@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ibsim import requests as rq
+from ibsim.calendar import trading_day_start
 from ibsim.encoders import Encoder, In, Out, negotiate
 from ibsim.feed import TbtKind
 from ibsim.historical import parse_ib_time
@@ -168,6 +169,11 @@ class ClientSession:
             lo, hi = int(lo_text), int(hi_text or lo_text)
         except ValueError:
             raise WireError(f"handshake: cannot read versions from {text!r}") from None
+        if self.gw.config.handshake_close:
+            raise Disconnect
+        if self.gw.config.handshake_silent:
+            await self.reader.read()  # like TWS with the API disabled: silent until EOF
+            raise Disconnect
         sv = negotiate(lo, hi, self.gw.config.server_version)
         if sv is None:
             raise WireError(f"handshake: no common server version for client range {lo}..{hi}")
@@ -282,7 +288,7 @@ class ClientSession:
     # --- market data ---
 
     def _current_time(self, f: Fields) -> None:
-        self.send(self.enc.current_time(self.gw.clock.now()))
+        self.send(self.enc.current_time(self.gw.clock.now() + self.gw.config.clock_offset_s))
 
     def _market_data_type(self, f: Fields) -> None:
         f.skip(1)
@@ -446,8 +452,9 @@ class ClientSession:
         self._send_open_orders(None)
 
     def _completed_orders(self, f: Fields) -> None:
+        today = trading_day_start(self.gw.clock.now())  # TWS reports the current day's only
         for order in self.gw.engine.completed_orders():
-            if order.status is OrderStatus.PENDING_SUBMIT:
+            if order.status is OrderStatus.PENDING_SUBMIT or (order.completed_time or 0) < today:
                 continue
             self.send(self.enc.completed_order(self.gw.contract(order.request.con_id), order))
         self.send(self.enc.completed_orders_end())
@@ -458,10 +465,12 @@ class ClientSession:
         side = {"BUY": Side.BUY, "BOT": Side.BUY, "SELL": Side.SELL, "SLD": Side.SELL}.get(
             flt.side.upper()
         )
+        today = trading_day_start(self.gw.clock.now())  # TWS reports the current day's only
         for ex in self.gw.engine.executions():
             spec = self.gw.contract(ex.con_id)
             if (
-                (flt.client_id and ex.client_id != flt.client_id)
+                ex.time < today
+                or (flt.client_id and ex.client_id != flt.client_id)
                 or (flt.account and ex.account != flt.account)
                 or (since is not None and ex.time < since)
                 or (flt.symbol and flt.symbol.upper() != spec.symbol)

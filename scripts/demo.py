@@ -1,10 +1,11 @@
 """`make demo`: the simulated gateway replaying real ES trades, and the daemon against it.
 
 Starts `ibsim` on a free loopback port (replaying data/ at 60x, with a gateway restart and an
-1100/1101 outage from config/demo-scenario.toml), runs `orderflowd debug --config
+1100/1101 outage from config/demo-scenario.toml), runs `orderflowd run --config
 config/demo.toml` against it for about a minute (the default strategy trading paper, one
-contract), halts it and flattens it through the operator channel near the end, then prints what
-the daemon reported and what its journal holds. Needs nothing outside this repository.
+contract) while showing its status and events live, halts it and flattens it through the
+operator channel near the end, then prints what the daemon reported and what its journal holds.
+Needs nothing outside this repository.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+from demo_view import watch
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "es_trades_2013-09-01_02.csv.gz"
@@ -65,10 +69,11 @@ def main() -> int:
             f"(gateway restart at 25 s, 1100/1101 outage at 40 s)\n",
             flush=True,
         )
+        daemon_log = (STATE / "daemon.log").open("w")
         daemon = subprocess.Popen(
             [
                 str(bin_dir / "orderflowd"),
-                "debug",
+                "run",
                 "--config",
                 str(CONFIG),
                 "--port",
@@ -77,12 +82,20 @@ def main() -> int:
                 "1",
                 "--state-dir",
                 str(STATE),
+                "--log-format",
+                "json",
                 "--exit-after",
                 str(DAEMON_SECONDS),
             ],
+            stdout=daemon_log,
+            stderr=subprocess.STDOUT,
         )
-        operator(bin_dir, daemon)
-        daemon.wait(timeout=DAEMON_SECONDS + 30)
+        print("demo: the daemon's status and events as they happen (log: daemon.log)\n")
+        threading.Thread(target=operator, args=(bin_dir, daemon), daemon=True).start()
+        running = lambda: daemon.poll() is None  # noqa: E731
+        watch(STATE / "status.json", STATE / "daemon.log", running, sys.stdout)
+        daemon.wait(timeout=30)
+        daemon_log.close()
     finally:
         gateway.terminate()
         gateway.wait(timeout=15)
@@ -96,8 +109,39 @@ def main() -> int:
         f"{status['resubscribe_count']} subscription(s) made; exit code {daemon.returncode}"
     )
     print_trading(status)
-    print(f"demo: status {STATE / 'status.json'}, gateway log {STATE / 'ibsim.log'}")
+    report = session_report(bin_dir)
+    print(
+        f"demo: status {STATE / 'status.json'}, daemon log {STATE / 'daemon.log'}, "
+        f"gateway log {STATE / 'ibsim.log'}"
+    )
+    if report is None:
+        return 1
+    print(f"demo: the session report: {report}")
     return daemon.returncode or 0
+
+
+def session_report(bin_dir: Path) -> str | None:
+    """`orderflowd report` from what the daemon recorded and journaled: the HTML page's path."""
+    done = subprocess.run(
+        [
+            str(bin_dir / "orderflowd"),
+            "report",
+            "--config",
+            str(CONFIG),
+            "--state-dir",
+            str(STATE),
+            "--out",
+            str(STATE / "report"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    paths = done.stdout.split()
+    if done.returncode != 0 or not paths:
+        print(f"demo: orderflowd report failed:\n{done.stderr}", file=sys.stderr)
+        return None
+    return next((p for p in paths if p.endswith(".html")), paths[-1])
 
 
 def operator(bin_dir: Path, daemon: subprocess.Popen[bytes]) -> None:
@@ -109,7 +153,7 @@ def operator(bin_dir: Path, daemon: subprocess.Popen[bytes]) -> None:
         pass
     common = ["--state-dir", str(STATE), "--config", str(CONFIG), "--reason", "demo"]
     for command in (["halt"], ["flatten", "--yes"]):
-        print(f"\ndemo: $ orderflowd {' '.join(command)} --reason demo", flush=True)
+        print(f"  demo: $ orderflowd {' '.join(command)} --reason demo", flush=True)
         subprocess.run([str(bin_dir / "orderflowd"), *command, *common], check=False)
 
 

@@ -374,6 +374,36 @@ _ENTRIES = (
 CODES: Mapping[int, TwsCode] = MappingProxyType({entry.code: entry for entry in _ENTRIES})
 """Every catalogued code, by number."""
 
+_CME_SUBSCRIPTION = (
+    'subscribe to "CME Real-Time (NP,L1)" on the live login and share it with the paper '
+    "account (Client Portal: Settings → Market Data Subscriptions; Settings → Paper Trading "
+    "Account)"
+)
+_FIXES = {
+    321: 'untick "Read-Only API" in TWS (File/Edit → Global Configuration → API → Settings; '
+    "IB Gateway: Configure → Settings → API → Settings) and press Apply",
+    326: "close the other API session using this client id (or wait for TWS to drop it), or "
+    "set ib.client_id to a free id",
+    354: _CME_SUBSCRIPTION,
+    502: 'start TWS or IB Gateway and log in; tick "Enable ActiveX and Socket Clients" (TWS: '
+    "File/Edit → Global Configuration → API → Settings) and check that its socket port is "
+    "ib.port",
+    2103: "the market data farm is down: wait a minute and rerun; if it persists, check TWS's "
+    "Data Connections window and the network",
+    2119: "the market data farm is still connecting: wait a minute and rerun; if it persists, "
+    "check TWS's Data Connections window and the network",
+    10089: 'sign the "Market Data API Acknowledgement" and ' + _CME_SUBSCRIPTION,
+    10167: "delayed data never drives trading: " + _CME_SUBSCRIPTION,
+    10189: "check the CME real-time subscription and that no other session of this user runs "
+    'on another IP; or set data.mode = "snapshot"',
+    10190: "cancel other tick-by-tick subscriptions (TWS Time & Sales windows, other API "
+    'clients of this login), or set data.mode = "snapshot"',
+    10197: "log out the other session of this user (TWS, Client Portal, mobile), or share the "
+    "live login's market data with the paper account",
+}
+FIXES: Mapping[int, str] = MappingProxyType(_FIXES)
+"""What an operator does about a code, where it needs a person (used by `orderflowd doctor`)."""
+
 # ib_async's wrapper.error() warning set; 110 is an error there for what-if requests and for
 # orders still PendingSubmit, which this default classification cannot know.
 _IB_ASYNC_WARNINGS = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})

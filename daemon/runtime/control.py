@@ -111,7 +111,10 @@ def _encode(reply: dict[str, Any]) -> bytes:
 class ControlServer:
     """AF_UNIX stream server at *path* that passes each valid command to *handler*.
 
-    *allowed_uid* (default: our own uid) is the only peer uid served where SO_PEERCRED exists.
+    Where SO_PEERCRED exists, only *allowed_uid* (default: our own uid) and root (unless
+    *allow_root* is False) are served:
+    root so that an operator can halt a daemon running as a systemd DynamicUser
+    (`sudo orderflowd halt --state-dir /var/lib/orderflowd`); root could stop it anyway.
     *read_timeout* bounds how long a client may take to send its line.
     """
 
@@ -122,11 +125,13 @@ class ControlServer:
         *,
         read_timeout: float = READ_TIMEOUT_S,
         allowed_uid: int | None = None,
+        allow_root: bool = True,
     ) -> None:
         self.path = Path(path)
         self._handler = handler
         self._read_timeout = read_timeout
         self._allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
+        self._allowed = {self._allowed_uid, 0} if allow_root else {self._allowed_uid}
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -274,7 +279,7 @@ class ControlServer:
         except OSError as exc:
             return f"cannot identify the peer: {exc}"
         pid, uid, _ = struct.unpack("3i", creds)
-        if uid == self._allowed_uid:
+        if uid in self._allowed:
             return None
         log.warning("control_peer_refused", pid=pid, uid=uid, rate_limited=True, rate_key=str(uid))
         return f"uid {uid} may not control this orderflowd (runs as uid {self._allowed_uid})"

@@ -25,10 +25,12 @@ from daemon.broker.marketdata import MarketData
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.guards import Reason
 from daemon.flow.sessions import SessionSchedule
+from daemon.recording import Recorder
 from daemon.runtime import heap
 from daemon.runtime import status as status_mod
 from daemon.runtime.control import CONTROL_SOCKET, ControlServer
 from daemon.runtime.logs import flush_suppressed
+from daemon.runtime.metrics import MetricsServer, read_sample
 from daemon.runtime.systemd import Notifier
 from daemon.runtime.warmstart import WarmStart
 from daemon.settings import EX_CONFIG, Settings
@@ -125,6 +127,9 @@ class Supervisor:
         self.market = MarketData(self.conn, settings.instrument, settings.data, self._on_market)
         self.warm_start.attach(self.market)
         state_dir = Path(settings.paths.state_dir)
+        self.recorder = Recorder(
+            state_dir, settings.instrument.symbol, settings.recording, self.schedule
+        )
         self.journal: Journal | None = None
         if settings.trading.enabled:
             strategy = load_strategy(settings.strategy, settings.flow)
@@ -135,6 +140,12 @@ class Supervisor:
                 settings, self.conn, self.flow, self.market, self.schedule, self.journal, strategy
             )
         self.control = ControlServer(state_dir / CONTROL_SOCKET, self._command)
+        self.metrics = MetricsServer(
+            settings.metrics,
+            lambda: read_sample(
+                self.conn.status, self.market.stats, self.flow, self.lag_histogram, self.trader
+            ),
+        )
         self._calendar: SessionCalendar | None = None
         self.status_path = Path(settings.paths.state_dir) / status_mod.STATUS_FILE
         self.loop_lag = 0.0
@@ -150,6 +161,7 @@ class Supervisor:
         self._last_line = 0.0
 
     def _on_market(self, ev: Any) -> None:
+        self.recorder.add(ev)
         if self.trader is not None:
             self.trader.on_event(ev)
         else:
@@ -185,6 +197,8 @@ class Supervisor:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
         await self.control.start()
+        self.recorder.start()
+        self.metrics.start()  # logs and carries on when it cannot listen
         self.notifier.notify("READY=1", f"STATUS={self._line()}")
         log.info(
             "started",
@@ -231,8 +245,10 @@ class Supervisor:
             if self.trader is not None:
                 await self.trader.shutdown()
             await self.control.stop()
+            await self.metrics.stop()
             await self.warm_start.stop()
             await self.market.stop()
+            await self.recorder.close()
             await self.conn.stop()
             for task in self._tasks.values():
                 task.cancel()

@@ -42,6 +42,7 @@ from daemon.trading.orders import (
 log = structlog.get_logger("daemon.trading.execution")
 
 FORGET_AFTER_S = 300.0  # wall seconds a finished bracket stays in memory (the journal keeps it)
+CANCEL_AGAIN_S = 5.0  # wall seconds before a cancel still unanswered is sent again
 _REJECT_CODES = frozenset({103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147})
 
 
@@ -104,6 +105,7 @@ class Executor:
         self._by_perm: dict[int, str] = {}
         self.seen_at_broker: set[str] = set()  # refs the broker reported since the last connect
         self._finished_since: dict[str, float] = {}  # bracket (parent ref) -> wall time
+        self._cancel_sent: dict[str, float] = {}  # ref -> wall time of its last cancel
         self.messages_sent = 0
         self.new_fills = 0  # executions journaled for the first time
         self._on_fill = on_fill
@@ -360,11 +362,23 @@ class Executor:
         self._place(rec)
         log.info("order_modified", ref=rec.ref, lmt_price=rec.lmt_price, quantity=rec.quantity)
 
-    def cancel(self, rec: OrderRecord, reason: str) -> None:
+    def cancel(self, rec: OrderRecord, reason: str) -> bool:
+        """Ask the broker to cancel `rec`; False when its cancel is still on the way.
+
+        Until the broker answers, the order stays live here, and the checks that want it gone
+        run every second: without this, a slow answer would bring a cancel a second, each
+        after the first refused with 10147 (not found) and counted against the pacing.
+        """
+        now = self._wall()
+        sent = self._cancel_sent.get(rec.ref)
+        if sent is not None and now - sent < CANCEL_AGAIN_S:
+            return False
+        self._cancel_sent[rec.ref] = now
         cancel: Callable[[int, str], None] = self.ib.client.cancelOrder
         cancel(rec.order_id, "")
         self.messages_sent += 1
-        log.info("order_cancel_sent", ref=rec.ref, reason=reason)
+        log.info("order_cancel_sent", ref=rec.ref, reason=reason, again=sent is not None)
+        return True
 
     # --- receiving ---
 
@@ -508,6 +522,7 @@ class Executor:
         rec.status = status
         if not rec.live:
             self._live.pop(rec.ref, None)
+            self._cancel_sent.pop(rec.ref, None)
         rec.filled = max(rec.filled, filled)
         if avg is not None:
             rec.avg_fill_price = avg
@@ -598,6 +613,7 @@ class Executor:
         for rec in records:
             rec.status = ABANDONED
             self._live.pop(rec.ref, None)
+            self._cancel_sent.pop(rec.ref, None)
             self.journal.update_order(rec.ref, status=ABANDONED, time=self._wall(), detail=why)
             log.warning("order_abandoned", ref=rec.ref, reason=why)
 

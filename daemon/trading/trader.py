@@ -299,6 +299,7 @@ class Trader:
         refusal = self.risk.check(check, ctx)
         if refusal is None and reference is None:
             refusal = Refusal("price_collar", "no quote to price the entry from")
+            self.risk.refusals[refusal.rule] += 1  # risk.check passed it: count it here
         if refusal is not None or reference is None:
             assert refusal is not None
             self.journal.set_intent_status(ref, "refused", f"{refusal.rule}: {refusal.detail}")
@@ -355,8 +356,8 @@ class Trader:
     def _cancel(self, rec: OrderRecord, ctx: RiskContext | None, reason: str) -> None:
         if rec.status == JOURNALED and rec.perm_id is None and not self.conn.ready:
             return
-        self.executor.cancel(rec, reason)
-        self.risk.record_sent(1)
+        if self.executor.cancel(rec, reason):
+            self.risk.record_sent(1)
 
     def _context(self, now: float, state: FlowState | None) -> RiskContext:
         bid, ask = self.flow.features.quote

@@ -1,5 +1,7 @@
-"""Market data sources for the simulated gateway: CSV trade replay and a synthetic generator."""
+"""Market data sources for the simulated gateway: CSV trade replay, recorded days (trades and
+quotes) and a synthetic generator."""
 
+from ibsim.market.recorded import RecordedSource, is_recording, load_recording
 from ibsim.market.replay import RawTrade, ReplayFileError, ReplaySource, load_trades_csv
 from ibsim.market.source import (
     ListSource,
@@ -14,10 +16,13 @@ __all__ = [
     "ListSource",
     "MarketSource",
     "RawTrade",
+    "RecordedSource",
     "ReplayFileError",
     "ReplaySource",
     "SyntheticSource",
     "draw_depth",
+    "is_recording",
+    "load_recording",
     "load_trades_csv",
     "price_to_tick",
     "tick_to_price",

@@ -35,7 +35,7 @@ async def test_a_killed_life_is_not_a_crash(tmp_path: Path) -> None:
     config = tmp_path / "idle.toml"  # nothing listens on port 1: it retries until killed
     config.write_text(
         f'[ib]\nport = 1\n[paths]\nstate_dir = "{tmp_path / "state"}"\n'
-        f'log_dir = "{tmp_path / "logs"}"\n[status]\nmetrics_port = 0\n'
+        f'log_dir = "{tmp_path / "logs"}"\n[metrics]\nenabled = false\n'
     )
     daemon = DaemonProcess(config, tmp_path / "state", tmp_path / "daemon.out")
     await daemon.start()

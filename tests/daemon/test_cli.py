@@ -26,7 +26,7 @@ async def _run(*args: str, env: dict[str, str] | None = None) -> asyncio.subproc
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "ORDERFLOWD_METRICS__ENABLED": "false", **(env or {})},
     )
 
 

@@ -81,11 +81,8 @@ def test_defaults() -> None:
     assert s.trading.enabled is False
     assert (s.logging.format, s.logging.level, s.logging.file) == ("auto", "INFO", None)
     assert (s.paths.state_dir, s.paths.log_dir) == (Path("state"), Path("logs"))
-    assert (s.status.metrics_host, s.status.metrics_port, s.status.interval_s) == (
-        "127.0.0.1",
-        9464,
-        1.0,
-    )
+    assert s.status.interval_s == 1.0
+    assert (s.metrics.enabled, s.metrics.host, s.metrics.port) == (True, "127.0.0.1", 9464)
     assert EX_CONFIG == 78
 
 

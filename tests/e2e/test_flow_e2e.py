@@ -80,6 +80,7 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Callable[..., tuple[Supervisor
             paths={"state_dir": str(tmp_path / "state")},
             status={"interval_s": 0.05},
             data=data,
+            metrics={"enabled": False},
         )
         sup = Supervisor(settings)
         changes = Changes(sup)

@@ -24,7 +24,7 @@ import pytest
 
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ListSource
-from tests.e2e.test_trading_e2e import CLIENT, T0, Market, gateway_orders, live, position
+from tests.e2e.harness import CLIENT, T0, Market, gateway_orders, live, position
 
 ROOT = Path(__file__).resolve().parents[2]
 LIFE = 30.0  # bound on anything one life of the daemon is waited for
@@ -63,7 +63,8 @@ state_dir = "{tmp_path / "state"}"
 log_dir = "{tmp_path / "logs"}"
 [status]
 interval_s = 0.05
-metrics_port = 0
+[metrics]
+enabled = false
 """
     )
     return config

@@ -15,6 +15,7 @@ from ibsim.calendar import (
     liquid_session,
     next_open,
     session_bounds,
+    trading_day_start,
     trading_hours,
     trading_session,
     trading_sessions,
@@ -200,3 +201,20 @@ def test_open_bounds_and_next_open_agree(t: float) -> None:
     assert is_open(opens_at)
     if not is_open(t):
         assert not is_open((t + opens_at) / 2)
+
+
+@pytest.mark.parametrize(
+    ("now", "start"),
+    [
+        ((2026, 11, 18, 9, 0), (2026, 11, 17, 17, 0)),  # Wednesday morning: Tuesday's open
+        ((2026, 11, 18, 16, 59), (2026, 11, 17, 17, 0)),  # the maintenance break
+        ((2026, 11, 18, 17, 0), (2026, 11, 18, 17, 0)),  # Thursday's trade date opens
+        ((2026, 11, 20, 18, 0), (2026, 11, 19, 17, 0)),  # Friday evening: still Friday's day
+        ((2026, 11, 21, 12, 0), (2026, 11, 19, 17, 0)),  # Saturday too
+        ((2026, 11, 22, 17, 30), (2026, 11, 22, 17, 0)),  # Sunday's open starts Monday's day
+    ],
+)
+def test_the_trading_day_starts_at_its_globex_open(
+    now: tuple[int, ...], start: tuple[int, ...]
+) -> None:
+    assert trading_day_start(ct(*now)) == ct(*start)

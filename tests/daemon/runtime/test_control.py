@@ -270,7 +270,7 @@ async def test_a_silent_client_times_out(sock_path: Path, recorder: Recorder) ->
 
 @pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="SO_PEERCRED is Linux-only")
 async def test_another_users_peer_is_refused(sock_path: Path, recorder: Recorder) -> None:
-    srv = ControlServer(sock_path, recorder, allowed_uid=os.getuid() + 1)
+    srv = ControlServer(sock_path, recorder, allowed_uid=os.getuid() + 1, allow_root=False)
     await asyncio.wait_for(srv.start(), WAIT)
     try:
         reply = await send(sock_path, "flatten", "intruder")
@@ -279,6 +279,21 @@ async def test_another_users_peer_is_refused(sock_path: Path, recorder: Recorder
     assert reply["ok"] is False
     assert f"uid {os.getuid()} may not control this orderflowd" in reply["error"]
     assert recorder.calls == []
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_PEERCRED"), reason="SO_PEERCRED is Linux-only")
+async def test_root_may_control_a_daemon_of_another_user(
+    sock_path: Path, recorder: Recorder
+) -> None:
+    # An operator's `sudo orderflowd halt` reaches a daemon running as a systemd DynamicUser.
+    srv = ControlServer(sock_path, recorder, allowed_uid=os.getuid() + 1)
+    await asyncio.wait_for(srv.start(), WAIT)
+    try:
+        reply = await send(sock_path, "halt", "operator")
+    finally:
+        await asyncio.wait_for(srv.stop(), WAIT)
+    assert reply["ok"] is (os.getuid() == 0)
+    assert len(recorder.calls) == (1 if os.getuid() == 0 else 0)
 
 
 async def test_a_path_over_the_af_unix_limit_is_refused(tmp_path: Path, recorder: Recorder) -> None:

@@ -122,6 +122,7 @@ async def test_a_dropped_connection_leaves_no_cyclic_garbage(
             ib={"port": gw.port, "client_id": 9, "connect_timeout": 5.0},
             paths={"state_dir": str(tmp_path)},
             data={"backfill": False},
+            metrics={"enabled": False},
         )
     )
     sup.conn.backoff = Backoff(initial=WAIT, cap=WAIT, jitter=0.0)  # stays down meanwhile

@@ -133,7 +133,7 @@ def test_snapshot_carries_the_process_object() -> None:
 
 async def test_supervisor_writes_its_probes_into_status_json(tmp_path: Path) -> None:
     asyncio.set_event_loop(asyncio.get_running_loop())
-    sup = Supervisor(Settings(paths={"state_dir": str(tmp_path)}))
+    sup = Supervisor(Settings(paths={"state_dir": str(tmp_path)}, metrics={"enabled": False}))
     for lag in (0.0002, 0.004, 0.012):
         sup.lag_histogram.record(lag)
     sup.write_status()

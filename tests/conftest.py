@@ -1,0 +1,3 @@
+"""Suite-wide fixtures: the trading end-to-end harness (`gateway`, `daemon`)."""
+
+pytest_plugins = ["tests.e2e.harness"]
