@@ -244,6 +244,15 @@ def pnl_curve(fills: list[Fill], start: float) -> list[PnlStep]:
     return steps
 
 
+def event_time(ev: EventRow) -> float:
+    """When a journal event happened on the market's clock: its `market_time` (the last trade
+    the daemon had seen) where recorded, else its wall time (the same against a live gateway)."""
+    market_time = ev.data.get("market_time")
+    if isinstance(market_time, int | float) and not isinstance(market_time, bool):
+        return float(market_time)
+    return ev.time
+
+
 def journal_marks(
     events: list[EventRow], day: str, clock: DayClock, start: float, end: float
 ) -> tuple[list[Mark], list[Shade]]:
@@ -259,21 +268,21 @@ def journal_marks(
         if lo < hi:
             shades.append(Shade(lo, hi, kind))
 
-    for ev in sorted(events, key=lambda e: (e.time, e.id)):
-        if ev.kind in LINE_KINDS and clock.day_of(ev.time) == day:
+    for ev, t in sorted(((e, event_time(e)) for e in events), key=lambda p: (p[1], p[0].id)):
+        if ev.kind in LINE_KINDS and clock.day_of(t) == day:
             label = ev.kind
             if ev.kind == "connect" and down_since is not None:
                 label = "reconnect"
-            marks.append(Mark(ev.time, ev.kind, label))
+            marks.append(Mark(t, ev.kind, label))
         if ev.kind in ("halt", "reduce") and halted_since is None:
-            halted_since = ev.time
+            halted_since = t
         elif ev.kind == "resume" and halted_since is not None:
-            shade(halted_since, ev.time, "halted")
+            shade(halted_since, t, "halted")
             halted_since = None
         elif ev.kind == "disconnect" and down_since is None:
-            down_since = ev.time
+            down_since = t
         elif ev.kind == "connect" and down_since is not None:
-            shade(down_since, ev.time, "disconnected")
+            shade(down_since, t, "disconnected")
             down_since = None
     if halted_since is not None:
         shade(halted_since, end, "halted")

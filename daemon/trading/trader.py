@@ -303,9 +303,7 @@ class Trader:
         if refusal is not None or reference is None:
             assert refusal is not None
             self.journal.set_intent_status(ref, "refused", f"{refusal.rule}: {refusal.detail}")
-            self.journal.record_event(
-                "refusal", self._wall(), ref=ref, rule=refusal.rule, detail=refusal.detail
-            )
+            self._event("refusal", ref=ref, rule=refusal.rule, detail=refusal.detail)
             return
         stop = round_to_tick(reference - step * intent.stop_ticks)
         target = round_to_tick(reference + step * intent.target_ticks)
@@ -420,7 +418,7 @@ class Trader:
 
     def _on_state(self, old: TradingState, new: TradingState, reason: str) -> None:
         kind = {"HALTED": "halt", "REDUCING": "reduce", "ACTIVE": "resume"}[new.value]
-        self.journal.record_event(kind, self._wall(), previous=old.value, reason=reason)
+        self._event(kind, previous=old.value, reason=reason)
 
     # --- (re)connect ---
 
@@ -428,9 +426,7 @@ class Trader:
         self.reconciled = False
         self.executor.account = self.conn.account or ""
         self.executor.contract = self.market.contract
-        self.journal.record_event(
-            "connect", self._wall(), client_id=ib.client.clientId, port=self.conn.status.port
-        )
+        self._event("connect", client_id=ib.client.clientId, port=self.conn.status.port)
         result = await reconcile(
             ib,
             self.executor,
@@ -452,7 +448,7 @@ class Trader:
             "live_orders": result.live_orders,
             "mismatches": result.mismatches,
         }
-        self.journal.record_event("reconcile", self._wall(), **self.last_reconcile)
+        self._event("reconcile", **self.last_reconcile)
         con_id = self._con_id()
         if con_id is not None:
             self.journal.record_position(
@@ -475,7 +471,7 @@ class Trader:
         if not result.ok:
             for line in result.mismatches:
                 log.error("reconcile_mismatch", detail=line)
-            self.journal.record_event("mismatch", self._wall(), mismatches=result.mismatches)
+            self._event("mismatch", mismatches=result.mismatches)
             self.risk.halt("reconcile mismatch: " + "; ".join(result.mismatches))
             return
         self.reconciled = True
@@ -485,7 +481,7 @@ class Trader:
         self.reconciled = False
         self._fills_at_disconnect = self.executor.new_fills
         self.executor.forget_session()
-        self.journal.record_event("disconnect", self._wall())
+        self._event("disconnect")
 
     # --- PnL ---
 
@@ -518,6 +514,12 @@ class Trader:
         for ev in self.journal.events("adopt_position"):
             detail = ev.data
             self.offsets[int(detail["con_id"])] = int(detail["offset"])
+
+    def _event(self, kind: str, **detail: Any) -> None:
+        """A journal event at wall time, and at the time of the last trade seen (`market_time`:
+        where a report places it, also in a replay that runs faster than the wall clock)."""
+        market_time = self.flow.last_trade_time
+        self.journal.record_event(kind, self._wall(), market_time=market_time, **detail)
 
     # --- periodic work (the supervisor's monitor calls it once a second) ---
 
@@ -578,9 +580,7 @@ class Trader:
                 remaining=rec.remaining,
                 position=position,
             )
-            self.journal.record_event(
-                "stray_cancel", self._wall(), ref=rec.ref, role=rec.role.value, position=position
-            )
+            self._event("stray_cancel", ref=rec.ref, role=rec.role.value, position=position)
             self._cancel(rec, None, "its position is gone")
 
     def _resume_flip(self, now: float) -> None:
@@ -644,7 +644,7 @@ class Trader:
         }
 
     async def _flatten(self, reason: str) -> None:
-        self.journal.record_event("flatten", self._wall(), reason=reason)
+        self._event("flatten", reason=reason)
         log.warning("flatten", reason=reason)
         for rec in self.executor.live():
             if rec.perm_id is not None or rec.status != JOURNALED:
@@ -731,9 +731,8 @@ class Trader:
         journal = self.journal.journal_position(con_id)
         offset = broker - journal
         self.offsets[con_id] = offset
-        self.journal.record_event(
+        self._event(
             "adopt_position",
-            self._wall(),
             con_id=con_id,
             broker=broker,
             journal=journal,
@@ -746,7 +745,7 @@ class Trader:
     async def shutdown(self) -> None:
         """SIGTERM: keep the brackets working (default), cancel entries, or flatten."""
         policy = self.settings.trading.on_shutdown
-        self.journal.record_event("shutdown", self._wall(), policy=policy)
+        self._event("shutdown", policy=policy)
         if not self.enabled or not self.conn.ready:
             return
         if policy == "cancel_entries":

@@ -488,6 +488,8 @@ async def test_finished_brackets_leave_memory_and_a_later_word_about_them_finds_
     assert d.trader.last_reconcile["recovered_fills"] == 0
     assert finished <= set(executor.orders)
     assert d.trader.journal.events("adopt") == []
+    reconnected = d.trader.journal.events("connect")[-1].data
+    assert T0 <= reconnected["market_time"] <= gateway.clock.now()  # the market clock (1 s)
     assert d.trader.position == 1
     await d.send(market, d.strategy.intent(0))  # the exit moves the working bracket's target
     await d.until(lambda: position(gateway) == 0 and not live(gateway))

@@ -98,6 +98,10 @@ def write_journal(path: Path) -> None:
         j.record_event("halt", ct("2013-09-01 22:00:00"), previous="ACTIVE", reason="operator")
         j.record_event("resume", ct("2013-09-01 23:00:00"), previous="HALTED", reason="operator")
         j.record_event("connect", ct("2013-09-02 17:10:00"), client_id=7, port=4002)
+        # Journaled during a replay at 60x: the wall clock says 2026, the market 05:00.
+        j.record_event(
+            "flatten", ct("2026-11-22 08:00:00"), market_time=ct("2013-09-02 05:00:00"), reason="x"
+        )
         j.upsert_daily_pnl(DAY, 75.0, 0.0, 5 * 2.25, 75.0 - 5 * 2.25, ct("2013-09-02 10:00:00"))
 
 
@@ -179,6 +183,7 @@ def test_fills_pnl_and_marks_match_the_journal(data: ReportData, journal: Journa
         ("reconnect", ct("2013-09-01 20:05:00")),
         ("halt", ct("2013-09-01 22:00:00")),
         ("resume", ct("2013-09-01 23:00:00")),
+        ("flatten", ct("2013-09-02 05:00:00")),  # where the market was, not the wall clock
     ]  # not the connect of the next day
     assert [(s.kind, s.start, s.end) for s in data.shades] == [
         ("disconnected", ct("2013-09-01 20:00:00"), ct("2013-09-01 20:05:00")),
