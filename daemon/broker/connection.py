@@ -117,6 +117,32 @@ class ConnectionStatus:
 _FARMS = {2103: "market_data", 2104: "market_data", 2108: "market_data", 2119: "market_data"}
 _FARMS |= {2105: "historical", 2106: "historical", 2107: "historical"}
 _FARMS |= {2157: "secdef", 2158: "secdef"}
+
+# Codes with an event of their own: farms (farm_status), 1100-1102 (ib_connectivity_*), and
+# 202 (the executor says whether the cancel was ours).
+_LOGGED_ELSEWHERE = frozenset({*_FARMS, 1100, 1101, 1102, 202})
+_LOG_METHOD = {
+    tws_errors.Severity.INFO: "info",
+    tws_errors.Severity.WARNING: "warning",
+    tws_errors.Severity.ERROR: "error",
+    tws_errors.Severity.CRITICAL: "error",
+}
+
+
+def _log_tws_message(info: tws_errors.TwsCode, req_id: int, message: str) -> None:
+    """One TWS message, named and explained from the catalogue, at its severity's level."""
+    getattr(log, _LOG_METHOD[info.severity])(
+        "tws_message",
+        code=info.code,
+        name=info.name,
+        req_id=req_id,
+        message=message,
+        action=info.action,
+        rate_limited=True,
+        rate_key=str(info.code),
+    )
+
+
 _RETRIES_PER_CLIENT_ID = 3
 
 
@@ -425,6 +451,8 @@ class Connection:
             self._spawn(self._restored(hooks))
         elif code == 1300:
             self.recycle("tws_socket_port_reset")
+        if code not in _LOGGED_ELSEWHERE:
+            _log_tws_message(info, req_id, message)
 
     async def _restored(self, hooks: list[Hook]) -> None:
         for hook in list(hooks):

@@ -43,6 +43,10 @@ FILE_BACKUP_COUNT = 5
 RATE_LIMIT = 5
 RATE_WINDOW_S = 60.0
 NOISY_LOGGERS = ("ib_async",)
+# ib_async's own lines for TWS messages ("Error 202, reqId 7: ...", and the Trade it then marks
+# cancelled or invalid): the connection logs each message once as `tws_message`, with the
+# catalogue's name and action, at the level the catalogue gives it.
+_IB_ASYNC_TWS_LINES = ("Error ", "Warning ", "Canceled order: ", "IBKR API validation warning: ")
 
 # sd-daemon(3) priorities; critical maps to <3> like error (project convention, not LOG_CRIT).
 _PRIORITY = {"critical": 3, "error": 3, "warning": 4, "info": 6, "debug": 7}
@@ -262,6 +266,14 @@ class _Installed:
 _installed: _Installed | None = None
 
 
+def _not_a_tws_line_of_ib_async(record: logging.LogRecord) -> bool:
+    return not (
+        record.name == "ib_async.wrapper"
+        and isinstance(record.msg, str)
+        and record.msg.startswith(_IB_ASYNC_TWS_LINES)
+    )
+
+
 def _parse_level(level: str) -> int:
     value = logging.getLevelName(level.strip().upper())
     if not isinstance(value, int):
@@ -363,6 +375,7 @@ def configure_logging(
         limiter=RateLimiter(clock=time.monotonic if clock is None else clock),
     )
     for handler in handlers:
+        handler.addFilter(_not_a_tws_line_of_ib_async)
         root.addHandler(handler)
     root.setLevel(numeric)
     for name in NOISY_LOGGERS:

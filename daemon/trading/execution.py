@@ -43,6 +43,7 @@ log = structlog.get_logger("daemon.trading.execution")
 
 FORGET_AFTER_S = 300.0  # wall seconds a finished bracket stays in memory (the journal keeps it)
 CANCEL_AGAIN_S = 5.0  # wall seconds before a cancel still unanswered is sent again
+_CANCELLED = 202
 _REJECT_CODES = frozenset({103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147})
 
 
@@ -106,6 +107,7 @@ class Executor:
         self.seen_at_broker: set[str] = set()  # refs the broker reported since the last connect
         self._finished_since: dict[str, float] = {}  # bracket (parent ref) -> wall time
         self._cancel_sent: dict[str, float] = {}  # ref -> wall time of its last cancel
+        self._cancel_asked: set[str] = set()  # refs we asked to cancel (until forgotten)
         self.messages_sent = 0
         self.new_fills = 0  # executions journaled for the first time
         self._on_fill = on_fill
@@ -181,6 +183,7 @@ class Executor:
 
     def _unindex(self, rec: OrderRecord) -> None:
         del self.orders[rec.ref]
+        self._cancel_asked.discard(rec.ref)
         if self._by_id.get((rec.client_id, rec.order_id)) == rec.ref:
             del self._by_id[(rec.client_id, rec.order_id)]
         if rec.perm_id and self._by_perm.get(rec.perm_id) == rec.ref:
@@ -374,6 +377,7 @@ class Executor:
         if sent is not None and now - sent < CANCEL_AGAIN_S:
             return False
         self._cancel_sent[rec.ref] = now
+        self._cancel_asked.add(rec.ref)
         cancel: Callable[[int, str], None] = self.ib.client.cancelOrder
         cancel(rec.order_id, "")
         self.messages_sent += 1
@@ -592,11 +596,17 @@ class Executor:
             self.journal.set_commission(report.execId, commission, realized)
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
-        if req_id <= 0 or code not in _REJECT_CODES:
+        if req_id <= 0 or (code not in _REJECT_CODES and code != _CANCELLED):
             return
         ref = self._by_id.get((self.ib.client.clientId, req_id))
         rec = None if ref is None else self.orders.get(ref)
         if rec is None:
+            return
+        if code == _CANCELLED:
+            # Asked for by us (the order or its parent), or not: an OCA sibling filled, or IB's
+            # own doing (a DAY order at the close, margin). The order's status says the rest.
+            asked = rec.ref in self._cancel_asked or rec.parent_ref in self._cancel_asked
+            log.info("order_cancelled", ref=rec.ref, asked=asked, message=message)
             return
         log.warning("order_rejected", ref=rec.ref, code=code, message=message)
         self.journal.record_event("reject", self._wall(), ref=rec.ref, code=code, message=message)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 from daemon.trading.model import TradingState
 from daemon.trading.orders import Role
@@ -518,3 +519,27 @@ async def test_an_unanswered_cancel_is_not_sent_again_every_second(
     assert parent.status is OrderStatus.CANCELLED
     assert d.trader.executor.messages_sent == 4  # 3 to place the bracket, 1 cancel
     assert d.trader.journal.events("reject") == []
+
+
+async def test_a_cancel_is_logged_as_asked_for_or_not(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, offset_ticks=-8))  # an entry that waits
+    await d.until(lambda: len(live(gateway)) == 3)
+    first = {o.request.order_ref for o in gateway_orders(gateway)}
+    parent_id = gateway_orders(gateway)[0].request.order_id
+    with structlog.testing.capture_logs() as logs:
+        gateway.dispatch(gateway.engine.cancel(CLIENT, parent_id))  # IB's doing, not ours
+        await d.until(lambda: not live(gateway) and not d.trader.executor.live())
+        await d.send(market, d.strategy.intent(1, offset_ticks=-8))
+        await d.until(lambda: len(live(gateway)) == 3)
+        await d.send(market, d.strategy.intent(0))  # ours: the daemon cancels its entry
+        await d.until(lambda: not live(gateway) and not d.trader.executor.live())
+    cancelled = {e["ref"]: e["asked"] for e in logs if e["event"] == "order_cancelled"}
+    assert len(cancelled) == 6
+    assert {ref: cancelled[ref] for ref in first} == dict.fromkeys(first, False)
+    assert [asked for ref, asked in cancelled.items() if ref not in first] == [True] * 3
+    assert not [e for e in logs if e["log_level"] in ("warning", "error")]

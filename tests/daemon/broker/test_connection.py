@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from ib_async import IB
+import structlog
+from ib_async import IB, Future
 
 from daemon.broker.connection import (
     Backoff,
@@ -268,3 +269,25 @@ async def test_live_account_is_accepted_with_live_flag(harness: Make) -> None:
     h = await harness(accounts=["U7654321"], allow_live=True)
     await h.until(lambda: h.conn.ready)
     assert h.conn.account == "U7654321"
+
+
+async def test_a_tws_message_is_logged_once_with_its_name_and_action(harness: Make) -> None:
+    h = await harness()
+    await h.until(lambda: h.conn.state is ConnState.READY)
+    with structlog.testing.capture_logs() as logs:
+        details = await asyncio.wait_for(
+            h.conn.ib.reqContractDetailsAsync(Future("NOPE", exchange="CME")), WAIT
+        )
+        h.gw.farm(2103)  # a farm message has an event of its own
+        await h.until(lambda: h.conn.status.farms.get("market_data") == 2103)
+    assert details == []
+    messages = [e for e in logs if e["event"] == "tws_message"]
+    assert len(messages) == 1
+    (message,) = messages
+    assert (message["log_level"], message["code"], message["name"]) == (
+        "error",
+        200,
+        "no_security_definition",
+    )
+    assert "check symbol, exchange" in message["action"]
+    assert [e["code"] for e in logs if e["event"] == "farm_status"] == [2103]

@@ -347,3 +347,20 @@ def test_rotating_file_gets_json_without_prefix(tmp_path: Path) -> None:
     assert [r["event"] for r in records] == ["farm_down", "stdlib says hi"]
     assert records[0]["account"] == "*****4567"
     assert [p for p, _ in journal_records(out)] == [4, 4]
+
+
+def test_ib_async_lines_for_tws_messages_are_left_to_the_daemon_s_own_event() -> None:
+    # The connection logs each TWS message once (`tws_message`, with the catalogue's name and
+    # action); ib_async's own copy, and the Trade it dumps with it, would only repeat it.
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out, environ={})
+    wrapper = logging.getLogger("ib_async.wrapper")
+    wrapper.error("Error 202, reqId 12: Order Canceled - reason:")
+    wrapper.info("Warning 2104, reqId -1: Market data farm connection is OK:usfarm")
+    wrapper.warning("Canceled order: Trade(contract=Future(conId=1), order=...)")
+    wrapper.error("orderStatus: No order found for orderId 5 and clientId 7")
+    logging.getLogger("ib_async.client").error("Error 504 somewhere else")
+    assert [r["event"] for r in json_records(out)] == [
+        "orderStatus: No order found for orderId 5 and clientId 7",
+        "Error 504 somewhere else",
+    ]
