@@ -33,7 +33,7 @@ import bisect
 import collections
 import math
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +83,16 @@ class HistoricalPacer:
         self._recent: collections.deque[float] = collections.deque()
         self._by_key: dict[Hashable, collections.deque[float]] = {}
         self.waited_s = 0.0  # total time callers were held back
+        self.listeners: list[Callable[[], None]] = []  # called after each request is recorded
+
+    def recent(self) -> list[float]:
+        """Clock times of the requests still inside the 10-minute window, oldest first."""
+        cutoff = self._clock() - self._window
+        return [t for t in self._recent if t > cutoff]
+
+    def seed(self, times: Iterable[float]) -> None:
+        """Requests made before this pacer existed (by an earlier process), on its clock."""
+        self._recent = collections.deque(sorted([*self._recent, *times]))
 
     def wait_s(self, key: Hashable = None) -> float:
         """Seconds until a request for `key` would be admitted (0: now)."""
@@ -108,6 +118,8 @@ class HistoricalPacer:
         self._recent.append(now)
         self._by_key.setdefault(key, collections.deque(maxlen=self.burst)).append(now)
         self.waited_s += waited
+        for listener in self.listeners:
+            listener()
         return waited
 
 

@@ -31,6 +31,7 @@ from daemon.runtime import status as status_mod
 from daemon.runtime.control import CONTROL_SOCKET, ControlServer
 from daemon.runtime.logs import flush_suppressed
 from daemon.runtime.metrics import MetricsServer, read_sample
+from daemon.runtime.pacing_store import PACING_FILE, PacingStore
 from daemon.runtime.systemd import Notifier
 from daemon.runtime.warmstart import WarmStart
 from daemon.settings import EX_CONFIG, Settings
@@ -124,6 +125,7 @@ class Supervisor:
         )
         self.flow_log = FlowLog(self.flow)
         self.warm_start = WarmStart(self.conn, self.flow, settings.data)
+        PacingStore(Path(settings.paths.state_dir) / PACING_FILE).attach(self.warm_start.pacer)
         self.market = MarketData(self.conn, settings.instrument, settings.data, self._on_market)
         self.warm_start.attach(self.market)
         state_dir = Path(settings.paths.state_dir)
