@@ -103,7 +103,8 @@ class Trader:
         self.day_realized = 0.0
         self.day_commissions = 0.0
         self.day = ""
-        self._pending_flip: tuple[Intent, str, float] | None = None
+        # An intent waiting for exits or cancels: (intent, ref, since, whether an exit was sent)
+        self._pending_flip: tuple[Intent, str, float, bool] | None = None
         self._trades_seen = 0
         self._roll_key: tuple[int, ...] | None = None
         self._roll_starts: list[float] = []
@@ -248,14 +249,14 @@ class Trader:
             )
             self._exit(ref, position, close, ctx)
             if intent.target != 0 and _sign(intent.target) != _sign(position):
-                self._pending_flip = (intent, ref, now)  # the entry follows once flat
+                self._pending_flip = (intent, ref, now, True)  # the entry follows once flat
             else:
                 self.journal.set_intent_status(ref, "sent")
             return
         if cancelled:
             # Until the broker confirms the cancels, the entries may still fill: sizing the new
             # entry now would overshoot the target whichever way they end.
-            self._pending_flip = (intent, ref, now)
+            self._pending_flip = (intent, ref, now, False)
             return
         self._enter(ref, intent, position + self.working_entries(), ctx, state)
 
@@ -586,7 +587,7 @@ class Trader:
     def _resume_flip(self, now: float) -> None:
         if self._pending_flip is None:
             return
-        intent, ref, since = self._pending_flip
+        intent, ref, since, exited = self._pending_flip
         if now - since > self.settings.execution.entry_timeout_s:
             self._pending_flip = None
             self.journal.set_intent_status(ref, "done", "flip expired before flat")
@@ -602,11 +603,14 @@ class Trader:
         if busy:
             return  # exits and cancels still on their way
         self._pending_flip = None
-        if position != 0 and (
-            _sign(intent.target) != _sign(position) or abs(intent.target) < abs(position)
+        if (
+            exited
+            and position != 0
+            and (_sign(intent.target) != _sign(position) or abs(intent.target) < abs(position))
         ):
             # The exit ended without closing (rejected, cancelled): no retry loop here; the
-            # strategy's next intent decides again.
+            # strategy's next intent decides again. (Without an exit sent, e.g. an entry that
+            # filled before its cancel arrived, the position is pursued like any other.)
             log.warning("flip_abandoned", ref=ref, position=position, target=intent.target)
             self.journal.set_intent_status(ref, "done", "exit ended before flat")
             return

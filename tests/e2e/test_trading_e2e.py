@@ -543,3 +543,28 @@ async def test_a_cancel_is_logged_as_asked_for_or_not(
     assert {ref: cancelled[ref] for ref in first} == dict.fromkeys(first, False)
     assert [asked for ref, asked in cancelled.items() if ref not in first] == [True] * 3
     assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+
+
+async def test_an_entry_that_fills_before_its_cancel_is_exited_and_the_reversal_goes_on(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1))  # a long entry joining the bid
+    await d.until(lambda: len(live(gateway)) == 3)
+    # The strategy turns short on a trade; right behind that trade, at the gateway, the long
+    # entry fills: the daemon cancels an entry that has already filled.
+    d.strategy.queue.append(d.strategy.intent(-1, reason="reverse"))
+    market.trade()
+    market.quote(4999.75, 5000.0)  # the ask comes down to the entry's limit: filled
+    await d.until(lambda: not d.strategy.queue)
+    # The long is exited, and the short bracket goes out instead of the flip being dropped.
+    await d.until(lambda: position(gateway) == 0 and len(live(gateway)) == 3)
+    (entry,) = [o for o in live(gateway) if o.request.order_ref.endswith("-P")]
+    assert entry.request.action is Side.SELL
+    price = entry.request.lmt_price
+    market.quote(price, price + 0.25)  # a bid at the short entry's limit: filled
+    await d.until(lambda: position(gateway) == -1 and d.trader.position == -1)
+    assert d.trader.journal.events("reject") != []  # the cancel came too late (10147)
+    assert d.trader.unprotected() == 0
