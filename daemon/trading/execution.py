@@ -44,6 +44,9 @@ log = structlog.get_logger("daemon.trading.execution")
 FORGET_AFTER_S = 300.0  # wall seconds a finished bracket stays in memory (the journal keeps it)
 CANCEL_AGAIN_S = 5.0  # wall seconds before a cancel still unanswered is sent again
 _CANCELLED = 202
+# Answers to a cancel or modify that came too late: the order was already done (a fill or a
+# cancel crossed our request on the wire). The order itself was never refused.
+_TOO_LATE_CODES = frozenset({103, 104, 135, 161, 10147})
 _REJECT_CODES = frozenset({103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147})
 
 
@@ -607,6 +610,13 @@ class Executor:
             # own doing (a DAY order at the close, margin). The order's status says the rest.
             asked = rec.ref in self._cancel_asked or rec.parent_ref in self._cancel_asked
             log.info("order_cancelled", ref=rec.ref, asked=asked, message=message)
+            return
+        if rec.perm_id is not None and code in _TOO_LATE_CODES:
+            # Acknowledged before, so this answered a modify or cancel of it, not the order.
+            log.info("order_request_too_late", ref=rec.ref, code=code, message=message)
+            self.journal.record_event(
+                "too_late", self._wall(), ref=rec.ref, code=code, message=message
+            )
             return
         log.warning("order_rejected", ref=rec.ref, code=code, message=message)
         self.journal.record_event("reject", self._wall(), ref=rec.ref, code=code, message=message)
