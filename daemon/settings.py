@@ -296,6 +296,15 @@ class DataSettings(_Section):
         le=60,
         description="Historical-data requests allowed per 10 minutes (IB's limit is 60).",
     )
+    backfill_max_wait_s: float = Field(
+        default=15.0,
+        ge=0,
+        description=(
+            "Longest wait for the historical pacing (e.g. after restarts in a row used up the "
+            "10-minute allowance) before a backfill stops and the session goes on live, marked "
+            "partial, instead of holding live ticks."
+        ),
+    )
 
     @field_validator("reconnect_after_stale_s")
     @classmethod

@@ -173,17 +173,23 @@ class _Fetcher:
         pacer: HistoricalPacer,
         clock: Callable[[], float],
         timeout: float,
+        max_wait_s: float | None,
     ) -> None:
         self.ib = ib
         self.contract = contract
         self.pacer = pacer
         self.clock = clock
         self.timeout = timeout
+        self.max_wait_s = max_wait_s
         self.requests = 0
 
     async def page(self, what: str, end_second: int) -> tuple[list[Any], float]:
         """Up to PAGE_TICKS ticks ending at `end_second`, with the clock at receipt."""
         ib = self.ib
+        wait = self.pacer.wait_s(self.contract.conId)
+        if self.max_wait_s is not None and wait > self.max_wait_s:
+            log.warning("historical_pacing_exhausted", wait_s=round(wait, 1), what=what)
+            raise _FetchStoppedError(f"pacing: the next request is allowed in {wait:.0f} s")
         await self.pacer.acquire(self.contract.conId)
         # reqHistoricalTicksAsync resolves a refused request with the ticks so far ([]) and
         # reports the code only on errorEvent, by reqId, which it does not return: so the same
@@ -316,18 +322,20 @@ async def backfill(
     limiter: HistoricalPacer | None = None,
     request_timeout: float = REQUEST_TIMEOUT_S,
     first_seq: int | None = None,
+    max_wait_s: float | None = None,
 ) -> BackfillResult:
     """Trades, then quotes, of [session_start, end) (epoch s, whole seconds, gateway clock).
 
     Never raises for refusals (162), timeouts or a lost socket: returns what it has with
     `complete=False` and the reason. `limiter` (shared across calls) wins over
-    `requests_per_10min`; `received` on events is `clock()` when their page arrived. `wall` is
+    `requests_per_10min`; `max_wait_s` (None: no limit) stops it rather than wait longer for the
+    pacing; `received` on events is `clock()` when their page arrived. `wall` is
     accepted for symmetry with MarketData and unused: every time here is the gateway's.
     """
     del wall
     pacer = limiter or HistoricalPacer(requests_per_10min, clock=clock, sleep=sleep)
     lo, hi = math.floor(session_start), math.floor(end)
-    fetch = _Fetcher(ib, contract, pacer, clock, request_timeout)
+    fetch = _Fetcher(ib, contract, pacer, clock, request_timeout, max_wait_s)
     trades = await _walk(fetch, "TRADES", lo, hi, max_ticks)
     quotes = _Series([], hi, 0, None)
     if trades.reason in (None, DENSE_SECOND):

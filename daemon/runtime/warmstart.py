@@ -121,6 +121,7 @@ class WarmStart:
                 first_live,
                 max_ticks=self.data.backfill_max_ticks,
                 requests_per_10min=self.data.historical_requests_per_10min,
+                max_wait_s=self.data.backfill_max_wait_s,
                 clock=self._clock,
                 sleep=self._sleep,
                 limiter=self.pacer,

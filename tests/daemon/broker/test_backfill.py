@@ -266,6 +266,21 @@ async def test_one_pacer_serves_successive_backfills(make_tape: MakeTape) -> Non
     assert max(t.sleeps) > 590  # the fifth request waited for the 10-minute window
 
 
+async def test_a_backfill_stops_instead_of_waiting_out_a_used_up_pacing(
+    make_tape: MakeTape,
+) -> None:
+    t = await make_tape(tape(300))
+    pacer = t.pacer(per_10min=4)
+    pacer.seed([-60.0, -50.0, -40.0])  # a previous process's requests: one left in the window
+    result = await t.run(T0, T0 + 300, limiter=pacer, max_wait_s=15.0)
+    assert (result.complete, result.requests) == (False, 1)
+    assert result.reason == "pacing: the next request is allowed in 540 s"  # -60 + 600.5
+    assert t.sleeps == []  # it did not wait
+    assert trades_of(result) == t.trades(result.start, T0 + 300)  # what it got is kept
+    waited = await t.run(T0, T0 + 300, limiter=t.pacer(per_10min=4))  # no limit: it waits
+    assert waited.complete
+
+
 # --- the pacer alone, on a fake clock ---
 
 
