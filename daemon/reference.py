@@ -78,8 +78,14 @@ def config_reference(model: type[BaseModel] = Settings) -> str:
 
 
 def error_catalogue() -> str:
-    """The TWS code page: the daemon's catalogue as a table, sorted by code."""
-    return f"{_ERRORS_HEAD}\n{tws_errors.render_markdown()}"
+    """The TWS code page: the catalogue as a table, then what a person does about some codes."""
+    fixes = ["| Code | Name | What you do |", "|---:|---|---|"]
+    for code, fix in sorted(tws_errors.FIXES.items()):
+        fixes.append(f"| {code} | `{tws_errors.lookup(code).name}` | {_cell(fix)} |")
+    return (
+        f"{_ERRORS_HEAD}\n{tws_errors.render_markdown()}\n## Codes that need a person\n\n"
+        "What `orderflowd doctor` tells you to do when it meets them.\n\n" + "\n".join(fixes) + "\n"
+    )
 
 
 def pages() -> dict[str, str]:

@@ -52,6 +52,8 @@ def test_every_setting_and_code_appears_on_its_page() -> None:
             assert f"ORDERFLOWD_{name.upper()}__{key.upper()}" in config
     errors = reference.error_catalogue()
     assert all(f"| {code} | `{c.name}` |" in errors for code, c in tws_errors.CODES.items())
+    fixes = errors.split("## Codes that need a person")[1]
+    assert all(f"| {code} | " in fixes for code in tws_errors.FIXES)
 
 
 def test_check_mode_reports_a_stale_page_and_writing_fixes_it(tmp_path: Path) -> None:
