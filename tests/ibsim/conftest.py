@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -89,3 +90,13 @@ def collect_errors(ib: IB) -> list[tuple[int, int]]:
 
 def synthetic(seed: int = 7) -> SyntheticSource:
     return SyntheticSource(seed=seed, start_time=START)
+
+
+async def run_ibsim(*args: str) -> tuple[int | None, bytes, bytes]:
+    """`python -m ibsim --port 0 ARGS` until it exits: its code, standard output and error."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ibsim", "--port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), WAIT)
+    return proc.returncode, out, err

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ib_async import IB, Future, MarketOrder, Ticker
 
-from tests.ibsim.conftest import WAIT, until
+from tests.ibsim.conftest import WAIT, run_ibsim, until
 
 SLICE = Path(__file__).parent / "market" / "data" / "es_trades_2013-09-01_first2000.csv.gz"
 
@@ -32,21 +32,6 @@ async def _start(*args: str) -> tuple[asyncio.subprocess.Process, int]:
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), WAIT)
     return proc, int(line)
-
-
-async def _run_to_exit(*args: str) -> tuple[int | None, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ibsim",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), WAIT)
-    return proc.returncode, out, err
 
 
 @pytest.fixture
@@ -126,7 +111,7 @@ async def test_corrupt_replay_file_fails_before_listening(
 ) -> None:
     bad = tmp_path / "bad.csv.gz"
     bad.write_bytes(gzip.compress(content.encode()))
-    code, out, err = await _run_to_exit("--source", "replay", "--ticks", str(bad))
+    code, out, err = await run_ibsim("--source", "replay", "--ticks", str(bad))
     assert code == 2
     assert out == b""  # no port printed: it never listened
     assert message in err.decode()
@@ -136,7 +121,7 @@ async def test_corrupt_replay_file_fails_before_listening(
 async def test_bad_scenario_file_is_refused(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text('[[fault]]\nat = 1\nkind = "meteor"\n')
-    code, out, err = await _run_to_exit("--scenario", str(scenario))
+    code, out, err = await run_ibsim("--scenario", str(scenario))
     assert (code, out) == (2, b"")
     assert "kind 'meteor'" in err.decode()
 

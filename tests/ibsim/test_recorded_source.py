@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import math
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from daemon.recording import Recorder
 from daemon.settings import RecordingSettings
 from ibsim.market import RecordedSource, ReplayFileError, is_recording, load_recording
 from ibsim.model import QuoteTick, Side, TradeTick
-from tests.ibsim.conftest import START, WAIT, GatewayFactory, front_month, until
+from tests.ibsim.conftest import START, WAIT, GatewayFactory, front_month, run_ibsim, until
 
 T = START  # Friday 2026-11-20 08:30 CT
 Connect = Callable[..., Awaitable[IB]]
@@ -144,28 +143,13 @@ async def test_gateway_runs_a_recorded_source_into_its_history(
     assert [t.aggressor for t in gw.history.trades.between(0, math.inf)] == SIDES
 
 
-async def run_cli(*args: str) -> tuple[int | None, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ibsim",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), WAIT)
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_cli_detects_a_recording_and_serves_it(tmp_path: Path) -> None:
     path = await record(tmp_path)
-    code, out, err = await run_cli(
+    code, out, err = await run_ibsim(
         "--source", "replay", "--ticks", str(path), "--exit-after", "0.3"
     )
-    assert code == 0, err
-    assert int(out.strip()) > 0
+    assert code == 0, err.decode()
+    assert int(out.decode().strip()) > 0
 
 
 @pytest.mark.parametrize(
@@ -191,9 +175,9 @@ async def test_a_bad_recording_is_rejected_naming_the_line(
         RecordedSource.from_file(path)
     assert str(path) in str(err.value)
     if "column kind" in message:  # the command says the same (one run is enough)
-        code, _, stderr = await run_cli("--source", "replay", "--ticks", str(path))
+        code, _, stderr = await run_ibsim("--source", "replay", "--ticks", str(path))
         assert code == 2
-        assert f"ibsim: error: {err.value}" in stderr
+        assert f"ibsim: error: {err.value}" in stderr.decode()
 
 
 async def test_an_unzipped_recording_replays_the_same(tmp_path: Path) -> None:
