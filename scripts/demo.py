@@ -93,7 +93,7 @@ def main() -> int:
         print("demo: the daemon's status and events as they happen (log: daemon.log)\n")
         threading.Thread(target=operator, args=(bin_dir, daemon), daemon=True).start()
         running = lambda: daemon.poll() is None  # noqa: E731
-        watch(STATE / "status.json", STATE / "daemon.log", running, sys.stdout)
+        watch(STATE, STATE / "daemon.log", running, sys.stdout)
         daemon.wait(timeout=30)
         daemon_log.close()
     finally:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from daemon.runtime import status
+
 STATUS_EVERY_S = 5.0
 
 _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -113,16 +115,16 @@ def status_text(doc: dict[str, Any]) -> str:
     )
 
 
-def read_status(path: Path) -> dict[str, Any] | None:
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    """The daemon's last status.json, or None before its first write."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        return status.read_status(state_dir)
     except (FileNotFoundError, ValueError):
-        return None  # not written yet
-    return doc if isinstance(doc, dict) else None
+        return None
 
 
 def watch(
-    status_path: Path,
+    state_dir: Path,
     log_path: Path,
     running: Callable[[], bool],
     out: TextIO,
@@ -144,7 +146,7 @@ def watch(
             if line is not None:
                 print(f"  {stamp}  > {line}", file=out, flush=True)
         if now >= next_status:
-            doc = read_status(status_path)
+            doc = read_status(state_dir)
             if doc is not None:
                 print(f"  {stamp}  {status_text(doc)}", file=out, flush=True)
             next_status = now + STATUS_EVERY_S

@@ -125,10 +125,10 @@ class Supervisor:
         )
         self.flow_log = FlowLog(self.flow)
         self.warm_start = WarmStart(self.conn, self.flow, settings.data)
-        PacingStore(Path(settings.paths.state_dir) / PACING_FILE).attach(self.warm_start.pacer)
         self.market = MarketData(self.conn, settings.instrument, settings.data, self._on_market)
         self.warm_start.attach(self.market)
         state_dir = Path(settings.paths.state_dir)
+        PacingStore(state_dir / PACING_FILE).attach(self.warm_start.pacer)
         self.recorder = Recorder(
             state_dir, settings.instrument.symbol, settings.recording, self.schedule
         )

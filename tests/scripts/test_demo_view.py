@@ -30,7 +30,6 @@ def _log(path: Path, *events: dict[str, object], partial: str = "") -> None:
 
 def test_a_drop_and_the_way_back_are_shown_with_the_time_away(tmp_path: Path) -> None:
     log = tmp_path / "daemon.log"
-    status = tmp_path / "status.json"
     _log(
         log,
         {"event": "connection_state", "previous": "READY", "state": "DISCONNECTED"},
@@ -50,7 +49,7 @@ def test_a_drop_and_the_way_back_are_shown_with_the_time_away(tmp_path: Path) ->
             _log(log, partial='res": 1, "price": 5000.25, "ref": "ofd-1-P"}\n')
             _log(log, {"event": "connection_state", "previous": "SYNCING", "state": "READY"})
 
-    view.watch(status, log, lambda: next(rounds), out, clock=clock, sleep=sleep)
+    view.watch(tmp_path, log, lambda: next(rounds), out, clock=clock, sleep=sleep)
     lines = out.getvalue().splitlines()
     assert lines == [
         "  0:02  > connection READY -> DISCONNECTED",
@@ -74,6 +73,6 @@ def test_the_status_line_shows_price_cvd_position_and_pnl(tmp_path: Path) -> Non
     for part in ("READY", "ESZ6", "5001.25", "-1,234", "-1 @ 5002.0", "+30.50 USD", "reconnects 2"):
         assert part in text
     assert "pos flat" in view.status_text({"state": "CONNECTING"})
-    path = tmp_path / "status.json"
-    path.write_text('{"state": "REA')  # a torn read is skipped, not an error
-    assert view.read_status(path) is None
+    assert view.read_status(tmp_path) is None  # not written yet
+    (tmp_path / "status.json").write_text('{"state": "REA')  # a torn read is skipped
+    assert view.read_status(tmp_path) is None
