@@ -57,6 +57,7 @@ class DaemonProcess:
         self.crash_seen = asyncio.Event()  # set at each crash counted
         self._proc: asyncio.subprocess.Process | None = None
         self._asked_to_end = False
+        self.on_end: Callable[[], None] | None = None  # called just before a kill or SIGTERM
 
     @property
     def pid(self) -> int | None:
@@ -81,6 +82,8 @@ class DaemonProcess:
         if not self.running or self._proc is None:
             return False
         self._asked_to_end = True
+        if self.on_end is not None:
+            self.on_end()
         self._proc.send_signal(signal.SIGKILL)
         return True
 
@@ -111,6 +114,8 @@ class DaemonProcess:
         if not self.running or self._proc is None:
             return self._proc.returncode if self._proc and self._proc.returncode is not None else 0
         self._asked_to_end = True
+        if self.on_end is not None:
+            self.on_end()
         self._proc.send_signal(signal.SIGTERM)
         try:
             return await self.wait()

@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from chaos.daemon import DaemonProcess, Status
 from ibsim.feed import BadTick
 from ibsim.gateway import Gateway
+from ibsim.wirefaults import FillCorruption
+
+PREFIX = "ofd"  # the daemon's execution.order_ref_prefix (chaos.run configures it)
+CLIENT_ID = 1  # the daemon's ib.client_id
+FORGED_ORDER_ID = 900_000  # order ids forged messages name: far above any the daemon uses
+# What a slow or lossy proxy holds back: the answers about orders, fills and positions.
+ORDER_ANSWERS = ("order_status", "open_order", "execution", "commission_report", "position")
 
 RESTART_DELAY_S = 1.0  # between a daemon's death and its next life (systemd's RestartSec)
 
@@ -38,6 +45,7 @@ class Target:
     order_wait_s: float  # how long an order-triggered fault waits for an order
     scale: float = 1.0  # multiplies every fault's duration (the short subset halves them)
     silent: Callable[[], bool] = lambda: False  # the replayed market has no trades just now
+    freeze_s: tuple[float, float] = (6.0, 20.0)  # a frozen feed: past data.stale_after_s
 
     def seconds(self, low: float, high: float) -> float:
         """A seeded random duration for one fault, scaled."""
@@ -80,6 +88,17 @@ def _rejected_more(before: Status) -> Callable[[Status], bool]:
 
 def _always(_: Status) -> bool:
     return True
+
+
+def _alarmed(before: Status) -> Callable[[Status], bool]:
+    """The daemon raised an alarm (a broker anomaly) after `before`."""
+    last, started = _last_alarm(before), before.get("started")
+    return lambda doc: doc.get("started") != started or _last_alarm(doc) > last
+
+
+def _last_alarm(doc: Status) -> float:
+    alarms = (doc.get("trading") or {}).get("alarms") or []
+    return max((float(a.get("at") or 0.0) for a in alarms), default=0.0)
 
 
 def _socket_drop(reset: bool) -> Fault:
@@ -134,24 +153,7 @@ async def _id_clash(t: Target, before: Status) -> Injected:
 
 async def _wait_for_order(t: Target, nth: int) -> bool:
     """True once `nth` more orders (or modifies) reached the gateway within the wait."""
-    seen = asyncio.Event()
-    count = 0
-
-    def on_event(name: str) -> None:
-        nonlocal count
-        if name == "order":
-            count += 1
-            if count >= nth:
-                seen.set()
-
-    t.gw.observers.append(on_event)
-    try:
-        await asyncio.wait_for(seen.wait(), t.order_wait_s)
-        return True
-    except TimeoutError:
-        return False
-    finally:
-        t.gw.observers.remove(on_event)
+    return await _wait_for_event(t, "order", nth)
 
 
 async def _reject(t: Target, before: Status) -> Injected | None:
@@ -183,6 +185,103 @@ def _bad_tick(kind: BadTick) -> Fault:
 async def _volume_reset(t: Target, before: Status) -> Injected:
     t.gw.reset_volume()
     return Injected(t.now(), _always, "cumulative volume back to 0")
+
+
+async def _correction(t: Target, before: Status) -> Injected | None:
+    """IB corrects the daemon's latest fill: the same fill, a new execId, another price."""
+    ours = [e for e in t.gw.engine.booked_executions() if e.order_ref.startswith(PREFIX)]
+    if not ours and not await _wait_for_event(t, "fill"):
+        return None
+    ours = [e for e in t.gw.engine.booked_executions() if e.order_ref.startswith(PREFIX)]
+    if not ours:
+        return None
+    latest = ours[-1]
+    step = t.rng.choice((-0.25, 0.25))
+    new_id = t.gw.correct_execution(latest.exec_id, price=latest.price + step)
+    return Injected(t.now(), _always, f"{latest.exec_id} -> {new_id}, price {step:+.2f}")
+
+
+def _forged(kind: str) -> Fault:
+    """A message about an order nobody sent, as a proxy forges it: the daemon must halt."""
+
+    async def fault(t: Target, before: Status) -> Injected | None:
+        order_id = FORGED_ORDER_ID + t.rng.randint(0, 99_999)
+        last = t.gw.feed.last or 0.0
+        if kind == "fill":
+            sent = t.gw.inject_execution(
+                CLIENT_ID, order_id=order_id, order_ref=f"{PREFIX}-forged-{order_id}-P",
+                side=t.rng.choice(("BUY", "SELL")), shares=t.rng.randint(1, 8), price=last,
+            ) is not None  # fmt: skip
+        else:
+            sent = t.gw.inject_order_status(
+                CLIENT_ID, order_id=order_id, status="Filled", filled=1, remaining=0,
+                avg_fill_price=last, perm_id=order_id,
+            )  # fmt: skip
+        if not sent:
+            return None
+        return Injected(t.now(), _alarmed(before), f"forged {kind} for order id {order_id}")
+
+    return fault
+
+
+async def _absurd_fill(t: Target, before: Status) -> Injected | None:
+    """The next fill arrives with an impossible field; the broker's book stays true."""
+    kind = t.rng.choice(list(FillCorruption))
+    t.gw.corrupt_next_fills(kind.value)
+    if not await _wait_for_event(t, "fill"):
+        t.gw.disarm_fill_corruptions()
+        return None
+    return Injected(t.now(), _alarmed(before), f"next fill with {kind.value}")
+
+
+def _answers(withhold: bool) -> Fault:
+    async def fault(t: Target, before: Status) -> Injected:
+        seconds = t.seconds(0.5, 4.0) if withhold else t.seconds(1.0, 8.0)
+        t.gw.delay_messages(ORDER_ANSWERS, seconds, withhold=withhold)
+        await asyncio.sleep(seconds)
+        verb = "withheld" if withhold else "delayed"
+        return Injected(t.now(), _always, f"answers about orders {verb} for {seconds} s")
+
+    return fault
+
+
+async def _feed_frozen(t: Target, before: Status) -> Injected:
+    seconds = t.seconds(*t.freeze_s)
+    t.gw.freeze_feed(seconds)
+    await asyncio.sleep(seconds)
+    return Injected(t.now(), _resubscribed(before), f"no market data for {seconds} s")
+
+
+def _bad_frame(kind: str) -> Fault:
+    async def fault(t: Target, before: Status) -> Injected:
+        trickle = t.seconds(1.0, 4.0)
+        n = t.gw.send_bad_frame(kind, trickle_s=trickle)
+        noticed = _reconnected(before) if kind == "oversized" else _always
+        return Injected(t.now(), noticed, f"{kind} frame header to {n} client(s)")
+
+    return fault
+
+
+async def _wait_for_event(t: Target, event: str, nth: int = 1) -> bool:
+    """True once the gateway reports `event` `nth` more times within the order wait."""
+    seen = asyncio.Event()
+    count = 0
+
+    def on_event(name: str) -> None:
+        nonlocal count
+        if name == event:
+            count += 1
+            if count >= nth:
+                seen.set()
+
+    t.gw.observers.append(on_event)
+    try:
+        await asyncio.wait_for(seen.wait(), t.order_wait_s)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        t.gw.observers.remove(on_event)
 
 
 async def _kill(t: Target, before: Status) -> Injected:
@@ -230,4 +329,13 @@ CATALOGUE: dict[str, Fault] = {
     "volume_reset": _volume_reset,
     "kill_9": _kill,
     "kill_9_at_order": _kill_at_order,
+    "exec_correction": _correction,
+    "forged_fill": _forged("fill"),
+    "forged_status": _forged("status"),
+    "absurd_fill": _absurd_fill,
+    "answers_delayed": _answers(withhold=False),
+    "answers_withheld": _answers(withhold=True),
+    "feed_frozen": _feed_frozen,
+    "oversized_frame": _bad_frame("oversized"),
+    "garbage_frame": _bad_frame("garbage"),
 }

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from chaos.daemon import DaemonProcess, Status, healthy, unhealthy
-from chaos.faults import CATALOGUE, RESTART_DELAY_S, Injected, Target
-from chaos.judge import Check, PositionWatch, judge
+from chaos.faults import CATALOGUE, CLIENT_ID, PREFIX, RESTART_DELAY_S, Injected, Target
+from chaos.judge import Check, CloseWatch, LifeEnds, PositionWatch, gateway_position, judge
 from daemon.runtime.control import CONTROL_SOCKET, ControlError, send_command
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ReplaySource, load_trades_csv
 
-PREFIX = "ofd"  # execution.order_ref_prefix
 MAX_POSITION = 2  # risk.max_position (the default)
 STATUS_INTERVAL_S = 0.1
 SLOW_RECOVERY_S = 5.0  # slower recoveries say what held them back
@@ -30,7 +29,7 @@ SILENT_MARKET_S = 20.0  # wall seconds without a replayed trade: stale data is t
 DAEMON_CONFIG = """\
 [ib]
 port = {port}
-client_id = 1
+client_id = {client_id}
 connect_timeout = 5.0
 [flow]
 stacked_levels = 2
@@ -59,7 +58,14 @@ log_dir = "{logs}"
 interval_s = {interval}
 [metrics]
 enabled = false
+[execution]
+order_ref_prefix = "{prefix}"
+[data]
+stale_after_s = {stale}
+reconnect_after_stale_s = {reconnect}
 """
+STALE_AFTER_S = 4.0  # data.stale_after_s: a frozen feed is seen within seconds
+RECONNECT_AFTER_STALE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,10 @@ def write_config(workdir: Path, port: int) -> Path:
             state=workdir / "state",
             logs=workdir / "logs",
             interval=STATUS_INTERVAL_S,
+            client_id=CLIENT_ID,
+            prefix=PREFIX,
+            stale=STALE_AFTER_S,
+            reconnect=RECONNECT_AFTER_STALE_S,
         )
     )
     return path
@@ -246,6 +256,19 @@ async def run(config: ChaosConfig, progress: Any = print) -> Report:
         config.workdir / "daemon.out",
     )
     watch = PositionWatch(gw)
+    closes = CloseWatch(gw, CLIENT_ID)
+    lives = LifeEnds()
+
+    def life_ended() -> None:
+        mtime = daemon.status_mtime()
+        lives.record(
+            daemon.status(),
+            time.time() - mtime,
+            gateway_position(gw),
+            watch.quiet_s(),
+        )
+
+    daemon.on_end = life_ended
     orders = Counter[str]()
     gw.observers.append(lambda name: orders.update([name]))
     status_task: asyncio.Task[None] | None = None
@@ -282,6 +305,7 @@ async def run(config: ChaosConfig, progress: Any = print) -> Report:
             await daemon.terminate()
         await gw.stop()
     watch.close()
+    closes.close()
     report.lives = daemon.lives
     report.crashes = daemon.crashes
     report.orders, report.fills = orders["order"], orders["fill"]
@@ -291,6 +315,8 @@ async def run(config: ChaosConfig, progress: Any = print) -> Report:
         prefix=PREFIX,
         max_position=MAX_POSITION,
         watch=watch,
+        closes=closes,
+        lives=lives,
     )
     report.wall_s = loop.time() - start
     return report
@@ -321,11 +347,14 @@ async def _one_fault(
     wall_end = time.time() - (loop.time() - injected.ended)
     recovery = Recovery(injected, wall_end, daemon, target.silent)
     deadline = loop.time() + config.recover_timeout_s
-    doc = await daemon.until(lambda d: recovery(d) or halted_for_rejects(d), deadline - loop.time())
+    doc = await daemon.until(
+        lambda d: recovery(d) or halted_for_a_person(d), deadline - loop.time()
+    )
     resumed = False
     if doc is not None and not recovery.ok:
-        # Rejects halt trading by design, with no retry loop; the trader resumes it once the
-        # cause (a read-only API, a rejecting gateway) is gone, as `orderflowd resume` does.
+        # Rejects and broker anomalies halt trading by design, with no retry loop; the trader
+        # resumes once the cause (a read-only API, a forged message) is understood, as
+        # `orderflowd resume` does (after an anomaly the daemon asks the broker again first).
         resumed = await asyncio.to_thread(_operator_resume, daemon)
         report.operator_resumes[kind] += 1
         doc = await daemon.until(recovery, max(0.0, deadline - loop.time()))
@@ -341,9 +370,11 @@ async def _one_fault(
     await asyncio.sleep(target.rng.uniform(*config.gap_s))
 
 
-def halted_for_rejects(doc: Status) -> bool:
+def halted_for_a_person(doc: Status) -> bool:
+    """Halted for what a trader would look at and then resume: rejects, a broker anomaly."""
     trading = doc.get("trading") or {}
-    return trading.get("state") == "HALTED" and "rejects" in str(trading.get("reason"))
+    reason = str(trading.get("reason"))
+    return trading.get("state") == "HALTED" and ("rejects" in reason or "anomaly" in reason)
 
 
 def _operator_resume(daemon: DaemonProcess) -> bool:
@@ -393,7 +424,7 @@ def format_report(report: Report, config: ChaosConfig) -> str:
     halts = ", ".join(f"{r} x{n}" for r, n in report.halts.items()) or "none"
     lines.append(f"     halts: {halts}")
     resumes = ", ".join(f"{k} x{n}" for k, n in report.operator_resumes.items()) or "none"
-    lines.append(f"     operator resumes (after reject halts): {resumes}")
+    lines.append(f"     operator resumes (after reject and anomaly halts): {resumes}")
     lines.append(f"     daemon lives: {report.lives}, ended by themselves: {len(report.crashes)}")
     lines.append("")
     headline = {c.name: c.value for c in report.checks}

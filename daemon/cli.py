@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +22,11 @@ EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
 EX_IOERR = 74
 EX_TEMPFAIL = 75
+EX_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+# `orderflowd status`, after the LSB init-script convention for a status action:
+EX_STATUS_DEAD = 1  # the daemon is dead and its status.json remains (it did not stop cleanly)
+EX_STATUS_STOPPED = 3  # the daemon is not running: it stopped cleanly (STOPPED)
+EX_STATUS_HUNG = 4  # the process is there, but its status is unknown: it stopped writing it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,10 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon (as under systemd)")
     common(run)
-    run.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
+    run.add_argument(
+        "--exit-after", type=_positive_seconds, help="stop by itself after this many seconds"
+    )
     debug = sub.add_parser("debug", help="run in the foreground: console logs, a status line")
     common(debug)
-    debug.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
+    debug.add_argument(
+        "--exit-after", type=_positive_seconds, help="stop by itself after this many seconds"
+    )
     check = sub.add_parser("check-config", help="validate and print the effective config")
     common(check)
     doctor = sub.add_parser(
@@ -67,9 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds allowed for each connect or request (default 5)",
     )
-    status = sub.add_parser("status", help="print the running daemon's status")
+    status = sub.add_parser(
+        "status",
+        help="print the daemon's status; exit 0 running, 1 dead, 3 stopped, 4 hung, 69 no status",
+    )
     common(status)
-    status.add_argument("--json", action="store_true", help="print status.json as is")
+    status.add_argument(
+        "--json", action="store_true", help="print status.json, with the verdict as `liveness`"
+    )
     replay = sub.add_parser(
         "replay", help="run the order-flow extractor over a trades CSV, one row per bar"
     )
@@ -136,6 +152,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     from daemon.runtime.supervisor import Supervisor
     from daemon.trading.journal import JournalError
 
+    os.umask(0o077)  # everything this process creates is private (logs too), as UMask=0077
     configure_logging(settings.logging.format, settings.logging.level, settings.log_file)
     try:
         supervisor = Supervisor(
@@ -145,12 +162,23 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             exit_after=args.exit_after,
         )
         return _event_loop_run(supervisor.run())
+    except ConfigError as exc:  # the strategy, loaded again, refused this time
+        _print_config_error(exc)
+        return EX_CONFIG
     except JournalError as exc:  # never touched: a newer schema, not a journal, unreadable
         print(f"orderflowd: journal: {exc}", file=sys.stderr)
         return EX_IOERR
     except ControlError as exc:  # e.g. another orderflowd on this state_dir
         print(f"orderflowd: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
+    finally:
+        if args.command in ("run", "debug"):  # closing the loop restored SIGHUP's default
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    for line in str(exc).splitlines():
+        print(f"orderflowd: config error: {line}", file=sys.stderr)
 
 
 def _event_loop_run(main: Any) -> int:
@@ -167,11 +195,14 @@ def _event_loop_run(main: Any) -> int:
 
 
 def _status(settings: Settings, as_json: bool) -> int:
-    from daemon.runtime.status import read_status, status_line
+    """The daemon's state from status.json, unless its writer is stopped, dead or hung."""
+    from daemon.runtime.status import STATUS_FILE, judge, read_status, status_line
     from daemon.runtime.status_view import format_trading
 
+    state_dir = Path(settings.paths.state_dir)
     try:
-        doc = read_status(Path(settings.paths.state_dir))
+        doc = read_status(state_dir)
+        mtime = (state_dir / STATUS_FILE).stat().st_mtime
     except FileNotFoundError:
         print(
             f"orderflowd: no status in {settings.paths.state_dir}: is the daemon running "
@@ -179,11 +210,30 @@ def _status(settings: Settings, as_json: bool) -> int:
             file=sys.stderr,
         )
         return EX_UNAVAILABLE
+    except (OSError, ValueError) as exc:
+        print(f"orderflowd: cannot read {state_dir / STATUS_FILE}: {exc}", file=sys.stderr)
+        return EX_IOERR
+    liveness = judge(doc, mtime=mtime)
+    code = {
+        "running": 0,
+        "stopped": EX_STATUS_STOPPED,
+        "dead": EX_STATUS_DEAD,
+        "hung": EX_STATUS_HUNG,
+    }[liveness.verdict]
     if as_json:
-        print(json.dumps(doc, indent=2))
-    else:
-        print("\n".join([status_line(doc), *format_trading(doc)]))
-    return 0
+        print(json.dumps({**doc, "liveness": liveness.as_dict()}, indent=2))
+        if liveness.verdict in ("dead", "hung"):
+            print(f"orderflowd: {liveness.detail}", file=sys.stderr)
+        return code
+    lines = [status_line(doc), *format_trading(doc)]
+    if liveness.verdict == "stopped":
+        lines.insert(0, f"orderflowd: {liveness.detail}; last status:")
+    elif liveness.verdict != "running":  # its last words are stale: say so, not them
+        lines = [f"orderflowd: {liveness.detail}"]
+        if (doc.get("trading") or {}).get("enabled"):
+            lines.append("orderflowd: its orders stay working at the broker (brackets included)")
+    print("\n".join(lines))
+    return code
 
 
 def _confirmed(command: str, yes: bool) -> bool | None:
@@ -244,14 +294,19 @@ def _reply_text(reply: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("run", "debug"):
+        # Until the event loop handles it (log reopen), SIGHUP must not kill the daemon.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         settings = _load(args)
         if args.command in ("run", "debug", "check-config"):
             _check_strategy(settings)
     except ConfigError as exc:
-        for line in str(exc).splitlines():
-            print(f"orderflowd: config error: {line}", file=sys.stderr)
+        _print_config_error(exc)
         return EX_CONFIG
+    except KeyboardInterrupt:
+        print("orderflowd: interrupted", file=sys.stderr)
+        return EX_INTERRUPTED
     if args.command == "check-config":
         print(json.dumps(effective_config(settings), indent=2, default=str))
         return 0
@@ -295,10 +350,20 @@ def _doctor(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check_strategy(settings: Settings) -> None:
-    """Import and validate the configured strategy: a bad path or parameter is a config error."""
-    from daemon.trading.strategy import load_strategy
+    """Import and validate the configured strategy: a bad path or parameter is a config error.
 
-    load_strategy(settings.strategy, settings.flow)
+    Strategy code runs here (validators, properties): whatever it raises, `SystemExit`
+    included, is a config error; only a real Ctrl-C stops the command otherwise.
+    """
+    from daemon.trading.strategy import StrategyError, load_strategy
+
+    try:
+        load_strategy(settings.strategy, settings.flow)
+    except (ConfigError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        problem = f"loading {settings.strategy.path!r} failed: {type(exc).__name__}: {exc}"
+        raise StrategyError([f"strategy.path: {problem}"]) from None
 
 
 def _replay(settings: Settings, ticks: Path, out: Path | None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import os
 import re
 import tomllib
@@ -137,6 +138,8 @@ def parse_duration(value: Any) -> int:
             seconds = float(number) * _DURATION_UNITS[unit]
         except ValueError:
             raise ValueError('must be a duration such as "30s", "1min", "1h"') from None
+    if not math.isfinite(seconds):
+        raise ValueError("must be a finite number")
     if seconds != int(seconds) or seconds <= 0:
         raise ValueError("must be a whole number of seconds > 0")
     return int(seconds)
@@ -180,7 +183,11 @@ BarSeconds = Annotated[int, BeforeValidator(_bar_seconds)]
 
 class _Section(BaseModel):
     # validate_default so cross-field checks also see defaults (e.g. stale vs reconnect).
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # allow_inf_nan=False: inf would turn a limit off (risk.daily_loss_limit = inf) and nan
+    # compares false with everything, so neither is a value for any setting.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 # --- sections -----------------------------------------------------------------------------------
@@ -266,11 +273,20 @@ class DataSettings(_Section):
     )
     stale_after_s: Seconds = Field(
         default=30.0,
-        description="No trade for this many seconds while the market is open: resubscribe.",
+        description=(
+            "No accepted trade (snapshot mode: sample) for this many seconds while the market "
+            "is open: data stale, health DEGRADED (no new entries), resubscribe. Counted from "
+            "the last accepted data, or from a new connection or the market's open if later; "
+            "a resubscription restarts nothing."
+        ),
     )
     reconnect_after_stale_s: Seconds = Field(
         default=90.0,
-        description="Still no trade this many seconds after going stale: reconnect.",
+        description=(
+            "Still stale this many seconds after going stale, and again every this many "
+            "seconds: reconnect if nothing at all arrived on the subscriptions meanwhile (a "
+            "dead feed), else resubscribe (the feed answers; the market itself is quiet)."
+        ),
     )
     quote_stale_s: Seconds = Field(
         default=5.0, description="A bid/ask older than this many seconds is stale; not traded on."
@@ -412,6 +428,12 @@ class TradingSettings(_Section):
         'when the process is killed; "full" also survives a power loss, at an fsync per write '
         "(milliseconds on the order path).",
     )
+    journal_check_s: Seconds = Field(
+        default=30.0,
+        description="Seconds between checks that the journal on disk holds what was written (a "
+        "damaged or truncated WAL otherwise shows only at the next start); a failed check "
+        "halts trading.",
+    )
 
 
 class StrategySettings(_Section):
@@ -421,6 +443,11 @@ class StrategySettings(_Section):
         default="daemon.trading.strategy.stacked:StackedImbalance",
         min_length=3,
         description='Import path of the strategy class, "package.module:ClassName".',
+    )
+    load_timeout_s: Seconds = Field(
+        default=20.0,
+        description="Seconds allowed to import the strategy module, and again to construct the "
+        "strategy; a module that blocks or loops longer is a configuration error (exit 78).",
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
@@ -516,7 +543,9 @@ class ExecutionSettings(_Section):
     order_ref_prefix: str = Field(
         default="ofd",
         pattern=r"^[A-Za-z0-9_-]{1,16}$",
-        description="Prefix of every orderRef this daemon sends; orders with it are ours.",
+        description="Prefix of every orderRef this daemon sends. Each instance on an account "
+        "needs its own: a second instance with the same prefix refuses to start, and an order "
+        "with it that the journal does not know halts trading.",
     )
     max_messages_per_second: int = Field(
         default=45,
@@ -541,6 +570,18 @@ class ExecutionSettings(_Section):
     reconcile_timeout_s: Seconds = Field(
         default=15.0,
         description="Seconds for fetching positions, orders and executions after a connect.",
+    )
+    fill_price_band_pct: float = Field(
+        default=5.0,
+        gt=0,
+        le=50,
+        description="A fill further than this many percent from its order's price (or, for a "
+        "market order, the last trade) is refused as a broker anomaly and halts trading.",
+    )
+    confirm_timeout_s: Seconds = Field(
+        default=5.0,
+        description="Seconds a flatten or an exit waits for the broker to confirm cancels, "
+        "its position and the closing fill; unconfirmed, it says so instead of guessing.",
     )
 
 

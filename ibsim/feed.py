@@ -85,6 +85,7 @@ class MarketFeed:
         self._tbt: dict[tuple[Subscriber, int], TbtKind] = {}
         self._mkt: dict[tuple[Subscriber, int], _MktSub] = {}
         self._changed: set[int] = set()  # fields changed since the last 250 ms sample
+        self.frozen = False  # a feed fault: subscriptions stay, no tick reaches anyone
         # per-event fan-out lists, rebuilt whenever tick-by-tick subscriptions change
         self._last_subs: list[tuple[Subscriber, int, int]] = []
         self._quote_subs: list[tuple[Subscriber, int]] = []
@@ -106,6 +107,8 @@ class MarketFeed:
         self._tbt[(session, req_id)] = kind
         self._rebuild()
         if kind is TbtKind.BID_ASK and self.bid is not None and self.ask is not None:
+            if self.frozen:
+                return
             session.send(
                 session.enc.tick_by_tick_bid_ask(
                     req_id, int(self.last_time), self.bid, self.ask, self.bid_size, self.ask_size
@@ -120,10 +123,12 @@ class MarketFeed:
     ) -> None:
         sub = _MktSub(session, req_id, rt_volume, delayed)
         self._mkt[(session, req_id)] = sub
-        self._send_snapshot(sub, ALL_FIELDS)
+        if not self.frozen:
+            self._send_snapshot(sub, ALL_FIELDS)
 
     def snapshot_once(self, session: Subscriber, req_id: int, *, delayed: bool) -> None:
-        self._send_snapshot(_MktSub(session, req_id, False, delayed), ALL_FIELDS)
+        if not self.frozen:
+            self._send_snapshot(_MktSub(session, req_id, False, delayed), ALL_FIELDS)
 
     def cancel(self, session: Subscriber, req_id: int) -> bool:
         """Drop a subscription of either kind; False when there was none."""
@@ -187,7 +192,7 @@ class MarketFeed:
 
     def flush(self) -> None:
         """Send every reqMktData subscriber what changed since the last sample."""
-        if self._changed:
+        if self._changed and not self.frozen:
             for sub in self._mkt.values():
                 self._send_snapshot(sub, self._changed)
         self._changed.clear()
@@ -234,8 +239,19 @@ class MarketFeed:
         self.volume = 0
         self._changed.add(VOLUME)
 
+    def freeze(self) -> None:
+        """Stop sending: the gateway keeps the book (see `count_unsent`), clients get nothing."""
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """Send again; the next sample carries every field, as a fresh picture."""
+        self.frozen = False
+        self._changed |= ALL_FIELDS
+
     def inject_bad_tick(self, kind: BadTick, time: float) -> int:
         """Put one corrupt tick on every stream; returns how many messages were sent."""
+        if self.frozen:
+            return 0
         ref = self.last if self.last is not None else (self.bid or 0.0)
         price = {
             BadTick.NEGATIVE_PRICE: -1.0,

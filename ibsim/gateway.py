@@ -2,7 +2,9 @@
 
 One `Gateway` is one gateway process: all clients share its order engine, positions and
 market. Orders keep working while their client is away; a client reconnecting with the same
-id gets them back. Faults are methods here (the scenario runner and tests call them).
+id gets them back. Faults are methods of the gateway (the scenario runner, the chaos runner and
+tests call them), grouped in mixins: `ConnectionFaults` (connfaults.py), `WireFaults`
+(wirefaults.py) and `OrderFaults` (orderfaults.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import dataclass, field
 
 from ibsim import contracts
 from ibsim.clock import SimClock
-from ibsim.feed import SNAPSHOT_INTERVAL, BadTick, MarketFeed
+from ibsim.connfaults import NOTICES, ConnectionFaults
+from ibsim.feed import SNAPSHOT_INTERVAL, MarketFeed
 from ibsim.historical import HistoricalService
 from ibsim.history import History
 from ibsim.journal import Journal
@@ -36,28 +39,12 @@ from ibsim.model import (
     QuoteTick,
     TradeTick,
 )
+from ibsim.orderfaults import OrderFaults
 from ibsim.requests import ContractFields
 from ibsim.session import ClientSession
+from ibsim.wirefaults import WireFaults
 
 log = logging.getLogger("ibsim.gateway")
-
-# Messages TWS sends for connectivity and farm events (reqId -1).
-NOTICES = {
-    1100: "Connectivity between IB and Trader Workstation has been lost.",
-    1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
-    1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
-    2103: "Market data farm connection is broken:usfarm",
-    2104: "Market data farm connection is OK:usfarm",
-    2105: "HMDS data farm connection is broken:ushmds",
-    2106: "HMDS data farm connection is OK:ushmds",
-    2107: "HMDS data farm connection is inactive but should be available upon demand.ushmds",
-    2108: "Market data farm connection is inactive but should be available upon demand.usfarm",
-    2119: "Market data farm is connecting:usfarm",
-    2157: "Sec-def data farm connection is broken:secdefil",
-    2158: "Sec-def data farm connection is OK:secdefil",
-}
-_FARM_OF = {2103: "md", 2104: "md", 2108: "md", 2119: "md", 2105: "hmds", 2106: "hmds"}
-_FARM_OF |= {2107: "hmds", 2157: "secdef", 2158: "secdef"}
 
 INITIAL_CASH = 1_000_000.0
 ES_INITIAL_MARGIN = 12_650.0  # per contract, USD (order of magnitude of CME's ES margin)
@@ -83,7 +70,7 @@ class GatewayConfig:
     max_write_buffer: int = 8 * 1024 * 1024  # backpressure: pause the market above this
 
 
-class Gateway:
+class Gateway(ConnectionFaults, WireFaults, OrderFaults):
     """A running simulated gateway; `await start()`, then `await stop()`."""
 
     def __init__(
@@ -126,9 +113,11 @@ class Gateway:
         self._farms = {"md": 2104, "hmds": 2106, "secdef": 2158}
         self._server: asyncio.Server | None = None
         self.session_ended = asyncio.Event()  # replaced after each close; await to observe one
-        self.observers: list[Callable[[str], None]] = []  # called with "connect", "order", "fill"
+        self.observers: list[Callable[[str], None]] = []  # "connect", "order", "fill", "correction"
         self._tasks: list[asyncio.Task[None]] = []
         self.port = config.port
+        self._init_wire_faults()
+        self._init_order_faults()
 
     # --- lifecycle ---
 
@@ -153,6 +142,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self._stop_wire_faults()
         await self._close_listener()
         for session in list(self.sessions):
             session.close()
@@ -248,7 +238,8 @@ class Gateway:
 
     def account_values(self, account: str) -> list[tuple[str, str, str]]:
         realized = unrealized = margin = 0.0
-        commissions = sum(e.commission for e in self.engine.executions() if e.account == account)
+        booked = self.engine.booked_executions()
+        commissions = sum(e.commission for e in booked if e.account == account)
         for pos in self.engine.positions():
             if pos.account != account:
                 continue
@@ -316,10 +307,10 @@ class Gateway:
         spec = self.contract(order.request.con_id)
         if isinstance(ev, FillEvent):
             if owner is not None:
-                owner.send(owner.enc.execution(-1, spec, ev.execution))
+                owner.send(owner.enc.execution(-1, spec, self._wire_execution(ev.execution, order)))
                 owner.send(owner.enc.commission_report(ev.execution))
             self._push_position(spec, ev.execution.account)
-            self._notify("fill")
+            self._notify("fill" if ev.corrects is None else "correction")
             return
         if owner is not None:
             if order.status not in (OrderStatus.CANCELLED, OrderStatus.API_CANCELLED):
@@ -383,15 +374,17 @@ class Gateway:
         con_id = self.front.con_id
         if type(event) is QuoteTick:
             self.history.quotes.append(event)
-            if self.ib_connected:
+            if self.ib_connected and not self.feed.frozen:
                 self.feed.on_quote(event)
-            else:
-                self.feed.bid, self.feed.ask = event.bid, event.ask
+            else:  # clients get nothing, but the book stays current
+                feed = self.feed
+                feed.bid, feed.ask = event.bid, event.ask
+                feed.bid_size, feed.ask_size = event.bid_size, event.ask_size
             engine_events = self.engine.on_quote(con_id, event)
         else:
             assert isinstance(event, TradeTick)
             self.history.trades.append(event)
-            if self.ib_connected:
+            if self.ib_connected and not self.feed.frozen:
                 self.feed.on_trade(event)
             else:
                 self.feed.count_unsent(event)
@@ -405,7 +398,7 @@ class Gateway:
             if self.ib_connected and not self.stalled:
                 self.feed.flush()
 
-    # --- faults ---
+    # --- statistics and state ---
 
     def note_msg_rate(self, client_id: int | None, count: int, *, exceeded: bool) -> None:
         """Pacing statistics: a session's message count over its last second."""
@@ -413,91 +406,6 @@ class Gateway:
             self.peak_msg_rate[client_id] = count
         if exceeded:
             self.rate_disconnects += 1
-
-    def notify_all(self, code: int, text: str | None = None) -> None:
-        for s in list(self.sessions):
-            if s.client_id is not None:
-                s.error(-1, code, text or NOTICES[code])
-
-    def drop_clients(self, *, reset: bool = False) -> int:
-        """Close every client socket (FIN, or RST with `reset`); returns how many."""
-        victims = [s for s in self.sessions if not s.closed]
-        for s in victims:
-            s.close(reset=reset)
-        return len(victims)
-
-    async def stall(self, seconds: float) -> None:
-        """Freeze the gateway: nothing is read or written for `seconds`, then it catches up."""
-        self.stalled = True
-        self._unstalled.clear()
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self.stalled = False
-            self._unstalled.set()
-            for s in list(self.sessions):
-                s.flush()
-
-    async def wait_unstalled(self) -> None:
-        if self.stalled:
-            await self._unstalled.wait()
-
-    def connectivity_lost(self) -> None:
-        """1100: no market data and no order updates reach clients until restored."""
-        self.ib_connected = False
-        self.notify_all(1100)
-
-    def connectivity_restored(self, *, data_lost: bool) -> None:
-        """1101 (subscriptions are gone: clients must resubscribe) or 1102 (kept)."""
-        self.ib_connected = True
-        if data_lost:
-            self.feed.drop_all()
-        self.notify_all(1101 if data_lost else 1102)
-        held, self._held = self._held, []
-        for ev in held:
-            self._deliver(ev)
-
-    def farm(self, code: int) -> None:
-        """A farm status change (2103-2108, 2119, 2157, 2158), sent to every client."""
-        if code not in _FARM_OF:
-            raise ValueError(f"{code} is not a farm status code")
-        self._farms[_FARM_OF[code]] = code
-        self.notify_all(code)
-
-    def bad_tick(self, kind: BadTick) -> int:
-        return self.feed.inject_bad_tick(kind, self.clock.now())
-
-    def clash_client_ids(self, seconds: float) -> int:
-        """Every client dropped, and its id held by a ghost session for `seconds` (error 326).
-
-        This is TWS still holding the old socket of a client that reconnects; other ids work.
-        """
-        until = self._wall() + seconds
-        for client_id, owner in self._owners.items():
-            if not owner.closed:
-                self._ids_held_until[client_id] = until
-        return self.drop_clients()
-
-    def stop_market(self) -> None:
-        """No more market events (the end of a chaos run: nothing fills any more)."""
-        if self._tasks:
-            self._tasks[0].cancel()
-
-    def reset_volume(self) -> None:
-        self.feed.reset_volume()
-
-    def reject_next_orders(self, n: int = 1) -> None:
-        self.faults.reject_next_orders += n
-
-    async def restart(self, down_seconds: float) -> None:
-        """Gateway restart: every client dropped, port closed, then back with orders working."""
-        log.info("gateway restart: down for %.1fs", down_seconds)
-        await self._close_listener()
-        self.drop_clients()
-        self._owners.clear()
-        self._released_at.clear()
-        await asyncio.sleep(down_seconds)
-        await self._listen()
 
     def state(self) -> dict[str, object]:
         """Orders, executions and positions as plain data (for `--state-out`)."""

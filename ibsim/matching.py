@@ -69,6 +69,10 @@ commission per contract for a long, minus it for a short. A fill that only opens
 i.e. price difference x closed quantity x multiplier minus the opening and the closing
 commission of the closed contracts (side is +1 closing a long, -1 closing a short). The
 remainder of a flip opens at the fill price with its share of this fill's commission.
+Fills and positions are kept by the ``Ledger`` (``ledger.py``). ``correct`` replaces a fill by
+a correction (a new execution report, execId revision + 1): the position is rebooked as if the
+corrected fill had been right first, the order's average price follows it, and its filled
+quantity and status stay (the order's lifecycle is not reopened).
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ import enum
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ibsim.ledger import Ledger
 from ibsim.model import (
     ES_MULTIPLIER,
     TICK_SIZE,
@@ -178,8 +183,7 @@ class MatchingEngine:
         self._children: dict[Key, list[Key]] = {}
         self._max_id: dict[int, int] = {}
         self._completed: list[Order] = []
-        self._executions: list[Execution] = []
-        self._positions: dict[tuple[str, int], Position] = {}
+        self._ledger = Ledger(multiplier)
 
     # ------------------------------------------------------------------ market data
 
@@ -275,6 +279,33 @@ class MatchingEngine:
                 self._cancel_tree(work, events, notify=True)
         return events
 
+    def correct(
+        self, exec_id: str | None = None, *, price: float | None = None, shares: int | None = None
+    ) -> list[EngineEvent]:
+        """Correct a fill (None: the most recent report): one FillEvent carrying the correction.
+
+        Unchanged values are kept; the commission follows the shares. [] when there is no
+        execution at all; an unknown ``exec_id`` is a KeyError.
+        """
+        if exec_id is None:
+            latest = self._ledger.latest()
+            if latest is None:
+                return []
+            exec_id = latest.exec_id
+        old = self._ledger.current(exec_id)
+        new_shares = old.shares if shares is None else shares
+        new = self._ledger.correct(
+            old.exec_id,
+            price=old.price if price is None else price,
+            shares=new_shares,
+            commission=self._commission * new_shares,
+            time=self._clock(),
+        )
+        order = self._orders[(new.client_id, new.order_id)]
+        fills = [e for e in self._ledger.booked() if e.perm_id == order.perm_id]
+        order.avg_fill_price = sum(e.price * e.shares for e in fills) / sum(e.shares for e in fills)
+        return [FillEvent(_snap(order), new, corrects=old.exec_id)]
+
     # ------------------------------------------------------------------ queries
 
     def open_orders(self, client_id: int | None = None) -> list[Order]:
@@ -293,12 +324,16 @@ class MatchingEngine:
         return sorted(self._completed, key=lambda o: o.completed_time or 0.0)
 
     def executions(self) -> list[Execution]:
-        """Every fill so far, oldest first."""
-        return list(self._executions)
+        """Every execution report of the day, oldest first: fills and their corrections."""
+        return self._ledger.reports()
+
+    def booked_executions(self) -> list[Execution]:
+        """The fills as booked (each corrected one replaced by its correction), in fill order."""
+        return self._ledger.booked()
 
     def positions(self) -> list[Position]:
         """Every position ever opened, flat ones included."""
-        return list(self._positions.values())
+        return self._ledger.positions()
 
     def order(self, client_id: int, order_id: int) -> Order | None:
         """The live object of an order (held, working or done); None if never created."""
@@ -318,8 +353,9 @@ class MatchingEngine:
             orders.append(data)
         return {
             "orders": orders,
-            "executions": [_plain(e) for e in self._executions],
-            "positions": [_plain(p) for p in self._positions.values()],
+            "executions": [_plain(e) for e in self._ledger.reports()],
+            "corrections": self._ledger.corrections(),
+            "positions": [_plain(p) for p in self._ledger.positions()],
         }
 
     # ------------------------------------------------------------------ validation
@@ -585,7 +621,9 @@ class MatchingEngine:
         order.avg_fill_price = (order.avg_fill_price * previous + price * qty) / order.filled
         order.last_fill_price = price
         commission = self._commission * qty
-        realized = self._book_position(req.account, req.con_id, req.action, qty, price, commission)
+        realized = self._ledger.book_fill(
+            req.account, req.con_id, req.action, qty, price, commission
+        )
         self._exec_seq += 1
         execution = Execution(
             exec_id=f"{_EXEC_ID_PREFIX}.{self._exec_seq:08x}.01.01",
@@ -605,7 +643,7 @@ class MatchingEngine:
             realized_pnl=realized,
             liquidity=liquidity,
         )
-        self._executions.append(execution)
+        self._ledger.record(execution)
         if order.remaining == 0 and self._may_complete(work):
             self._finish(work, OrderStatus.FILLED)
         snap = _snap(order)
@@ -727,35 +765,6 @@ class MatchingEngine:
             book.working.pop(work.key, None)
         if work.transmitted:
             self._completed.append(order)
-
-    # ------------------------------------------------------------------ positions
-
-    def _book_position(
-        self, account: str, con_id: int, side: Side, qty: int, price: float, commission: float
-    ) -> float | None:
-        """Apply a fill to its position; return the realized PnL, None if nothing closed."""
-        pos = self._positions.get((account, con_id))
-        if pos is None:
-            pos = self._positions[(account, con_id)] = Position(account, con_id)
-        signed = qty if side is Side.BUY else -qty
-        fee = commission / qty
-        value = price * self._multiplier
-        if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
-            direction = 1 if signed > 0 else -1
-            held = abs(pos.quantity)
-            pos.avg_cost = (held * pos.avg_cost + qty * (value + direction * fee)) / (held + qty)
-            pos.quantity += signed
-            return None
-        direction = 1 if pos.quantity > 0 else -1
-        closed = min(qty, abs(pos.quantity))
-        realized = direction * (value - pos.avg_cost) * closed - fee * closed
-        pos.realized_pnl += realized
-        pos.quantity += signed
-        if pos.quantity == 0:
-            pos.avg_cost = 0.0
-        elif closed < qty:
-            pos.avg_cost = value - direction * fee
-        return realized
 
 
 def _plain(obj: Any) -> Any:

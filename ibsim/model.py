@@ -182,10 +182,14 @@ class OrderEvent:
 
 @dataclass(frozen=True, slots=True)
 class FillEvent:
-    """An order filled (partly): the wire sends EXECUTION_DATA then COMMISSION_REPORT."""
+    """An order filled (partly): the wire sends EXECUTION_DATA then COMMISSION_REPORT.
+
+    `corrects` is set when the execution is a correction: the execId it replaces.
+    """
 
     order: Order
     execution: Execution
+    corrects: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ class ClientSession:
         self._recv_times: collections.deque[float] = collections.deque()
         self._unknown_logged: set[int] = set()
         self._closed = False
+        self.wedged = False  # behind a frame that never completes: nothing more gets out
         self._handlers: dict[int, Callable[[Fields], None]] = {
             In.REQ_CURRENT_TIME: self._current_time,
             In.REQ_IDS: self._req_ids,
@@ -99,6 +100,8 @@ class ClientSession:
         """Queue one framed message; written at the end of this loop turn."""
         if self._closed:
             return
+        if self.gw.out_filter is not None and self.gw.out_filter.intercept(self, data):
+            return  # held or dropped by a message-window fault
         self._out.append(data)
         if self._journal is not None:
             self._journal.record(self, "out", data)
@@ -109,7 +112,8 @@ class ClientSession:
     def flush(self) -> None:
         self._flush_scheduled = False
         if self._out and not self._closed and not self.gw.stalled:
-            self.writer.write(b"".join(self._out))
+            if not self.wedged:
+                self.writer.write(b"".join(self._out))
             self._out.clear()
 
     def error(self, req_id: int, code: int, text: str) -> None:

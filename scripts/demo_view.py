@@ -29,6 +29,12 @@ _EVENT_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "reconcile_mismatch": lambda e: f"reconcile mismatch: {e.get('detail', e)}",
     "trading_state": lambda e: f"trading {e.get('old')} -> {e.get('new')} ({e.get('reason')})",
     "flatten": lambda e: "flatten: cancelling every order, closing the position",
+    "flatten_confirmed": lambda e: "flatten confirmed by the broker: flat, nothing working",
+    "flatten_unconfirmed": lambda e: f"flatten NOT confirmed: {e.get('detail')}",
+    "fill_corrected": lambda e: f"fill corrected: {e.get('corrects')} -> {e.get('exec_id')}",
+    "broker_anomaly": lambda e: f"BROKER ANOMALY (halted): {e.get('detail')}",
+    "journal_failed": lambda e: f"JOURNAL FAILED (halted): {e.get('error')}",
+    "strategy_failed": lambda e: f"STRATEGY FAILED (halted): {e.get('error')}",
 }
 _SHOWN_STATES = {"READY", "DISCONNECTED", "DEGRADED"}
 
@@ -96,12 +102,16 @@ class Events:
         return f"connection {previous} -> {state}"
 
 
+def _held(position: int | None, avg: float | None) -> str:
+    if position is None:  # not reconciled, or not connected: the daemon cannot vouch for it
+        return "unknown"
+    return "flat" if position == 0 else f"{position:+d} @ {avg}"
+
+
 def status_text(doc: dict[str, Any]) -> str:
     """One line: state, contract, last price, session CVD, position, PnL, reconnects."""
     trading = doc.get("trading") or {}
-    position = trading.get("position")
-    avg = trading.get("avg_price")
-    held = "flat" if not position else f"{position:+d} @ {avg}"
+    held = _held(trading.get("position"), trading.get("avg_price"))
     net = trading.get("net_pnl")
     pnl = "-" if net is None else f"{net:+.2f}"
     last = doc.get("last")

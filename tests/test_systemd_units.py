@@ -181,6 +181,22 @@ def test_hardening(unit: Unit) -> None:
     assert one(unit, svc, "SystemCallErrorNumber") == "EPERM"
 
 
+def test_descriptors_have_headroom(unit: Unit) -> None:
+    """Out of descriptors, the daemon is cut off: no gateway reconnect, no control socket, no
+    status.json. systemd's default soft limit is 1024, which ~1000 idle connections to a
+    loopback port (any local user can open them) once reached."""
+    soft, _, hard = one(unit, "Service", "LimitNOFILE").partition(":")
+    assert soft.isdigit(), "LimitNOFILE: a number (infinity would hide a descriptor leak)"
+    assert 4096 <= int(soft) <= 1 << 20
+    assert not hard or int(hard) >= int(soft)
+
+
+def test_state_directory_is_private(unit: Unit) -> None:
+    """The journal holds the account id and every fill: no other local user may read it."""
+    assert one(unit, "Service", "StateDirectoryMode") == "0700"
+    assert one(unit, "Service", "UMask") == "0077"
+
+
 def test_template_and_service_share_the_hardening() -> None:
     """Everything but the per-instance paths and wording is the same in both units."""
     per_instance = {

@@ -4,7 +4,8 @@ DISCONNECTED → CONNECTING → SYNCING (session hooks: resubscribe, reconcile) 
 It reconnects forever with capped, jittered exponential backoff; on 326 it retries the same
 client id and only then the configured fallbacks (never a random one); 1100/1101/1102 and farm
 messages change state or data health without tearing the socket down; a silent socket is
-probed with `reqCurrentTime` and recycled when the probe fails.
+probed with `reqCurrentTime` and recycled when the probe fails; a frame header announcing more
+than ibapi's maximum message size recycles it at once (`framing`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import structlog
 from ib_async import IB
 
 from daemon.broker import tws_errors
+from daemon.broker.framing import guard_frames
 from daemon.settings import IbSettings, is_paper_account, mask_account
 
 log = structlog.get_logger("daemon.broker.connection")
@@ -183,6 +185,7 @@ class Connection:
         self._seen_326 = False
         self._refused = asyncio.Event()  # 326 while connecting: the gateway closes the socket
         self._tasks: set[asyncio.Task[None]] = set()
+        guard_frames(ib.client.conn, self._frame_oversized)
         yield_between_reads(ib.client.conn)
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnected
@@ -459,6 +462,18 @@ class Connection:
             await hook()
         if self.state is ConnState.DEGRADED and self.ib.isConnected():
             self._set_state(ConnState.READY)
+
+    def _frame_oversized(self, announced: int, limit: int) -> None:
+        """ib_async would wait for this frame for good (the heartbeat with it: bytes still
+        arrive), so the socket goes now; the reconnect resubscribes and reconciles."""
+        log.error(
+            "tws_frame_oversized",
+            announced_bytes=announced,
+            limit_bytes=limit,
+            port=self.status.port,
+            action="recycle the connection",
+        )
+        self.recycle("tws_frame_oversized")
 
     def _on_idle(self, idle: float) -> None:
         self._spawn(self._probe(idle))

@@ -17,14 +17,14 @@ drops the `single` flag). ib_async shares one Ticker between tick-by-tick and re
 
 The market clock is the gateway's (`reqCurrentTime`, re-measured periodically): a real gateway
 agrees with the wall clock, a replaying simulator does not, and trading hours and the roll must
-follow the market being served.
+follow the market being served. Staleness is judged by `freshness.FreshnessWatch` from the last
+data the order flow accepted (`FlowFreshness`, which also hears the verdict).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +36,8 @@ from ib_async import IB, Contract, ContractDetails, Ticker
 
 from daemon.broker import contracts
 from daemon.broker.connection import Connection
+from daemon.broker.freshness import FlowFreshness, FreshnessWatch, Step
+from daemon.broker.rtvolume import RT_VOLUME_TICKS, parse_rt_volume
 from daemon.flow.events import (
     DataMode,
     MarketEvent,
@@ -56,25 +58,7 @@ log = structlog.get_logger("daemon.broker.marketdata")
 
 TBT_REFUSALS = frozenset({10189, 10190, 354, 10089})
 CLOCK_RESYNC_S = 10.0
-RT_VOLUME_TICKS = frozenset({48, 77})  # RTVolume (generic tick 233), RT Trade Volume (375)
 _NO_REQ = -1  # no reqMktData subscription (market-data messages never carry reqId -1)
-
-
-def parse_rt_volume(text: str) -> RtPrint | None:
-    """One RTVolume report `price;size;ms;total;vwap;single` as an `RtPrint`.
-
-    None for a volume-only report (empty price, as IB sends after some corrections); ValueError
-    for anything else that does not read as the six fields. Values are not judged (NaN passes).
-    """
-    parts = text.split(";")
-    if len(parts) != 6:
-        raise ValueError(f"RTVolume needs 6 fields, got {len(parts)}")
-    price, size, ms, total, _vwap, single = parts
-    if not price:
-        return None
-    if single not in ("true", "false"):
-        raise ValueError(f"RTVolume single flag {single!r} is neither true nor false")
-    return RtPrint(float(price), float(size), int(ms) / 1000.0, float(total), single == "true")
 
 
 @dataclass
@@ -110,7 +94,9 @@ class MarketData:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        flow: FlowFreshness | None = None,
     ) -> None:
+        """Without `flow`, data received counts as accepted (trades in tick-by-tick mode)."""
         self.conn = conn
         self.ib = conn.ib
         self.instrument = instrument
@@ -133,8 +119,8 @@ class MarketData:
         self._mkt_seen = False  # a reqMktData message arrived in the current socket read
         self._prints: list[RtPrint] = []  # RTVolume reports of the current socket read
         self._volume_refusal_logged = False
-        self._stale_since: float | None = None
-        self._subscribed_at = -math.inf  # clock of the last (re)subscription
+        self._flow = flow
+        self.freshness = FreshnessWatch(data.stale_after_s, data.reconnect_after_stale_s)
         self._clock_synced_at = -1e18
         self._last_volume = 0.0
         conn.on_session(self._on_session)
@@ -183,6 +169,7 @@ class MarketData:
             30.0,
         )
         self._select_front()
+        self.freshness.new_session(self._clock())
         await self.resubscribe()
 
     def _select_front(self) -> bool:
@@ -211,7 +198,8 @@ class MarketData:
         return changed
 
     async def resubscribe(self) -> None:
-        """Cancel whatever is subscribed and request it again (1101, new socket, staleness)."""
+        """Cancel whatever is subscribed and request it again (1101, new socket, staleness);
+        the data's age is not reset by it, only by data (see `freshness`)."""
         self._cancel_all()
         contract = self.contract
         if contract is None or not self.ib.isConnected():
@@ -229,9 +217,6 @@ class MarketData:
         self._req_ids[self._mkt_req_id] = "mktData"
         self.stats.mode = self._mode
         self.stats.resubscribes += 1
-        self._stale_since = None
-        self._subscribed_at = self._clock()
-        self.stats.stale = False
         log.info("subscribed", contract=contract.localSymbol, mode=self._mode.value)
 
     def _ticker_req_id(self, kind: str) -> int:
@@ -269,7 +254,7 @@ class MarketData:
 
     async def _verify_fresh(self) -> None:
         """1102: the gateway kept our subscriptions; resubscribe only if data is stale."""
-        if self._is_stale(self.data.quote_stale_s):
+        if self.freshness.age(self._clock(), self._last_accepted()) > self.data.quote_stale_s:
             await self.resubscribe()
 
     # --- periodic checks (driven by the supervisor) ---
@@ -301,33 +286,30 @@ class MarketData:
                 action="the position stays at the broker: close or roll it deliberately",
             )
 
-    def _market_open(self) -> bool:
-        return self.calendar is not None and self.calendar.is_open(self.market_now())
+    def _open_for(self) -> float | None:
+        """Seconds since the current trading session opened; None while the market is closed."""
+        now = self.market_now()
+        session = None if self.calendar is None else self.calendar.session_at(now)
+        return None if session is None else (now - session[0]).total_seconds()
 
-    def _is_stale(self, limit: float) -> bool:
-        last = (
-            self.stats.last_trade if self._mode is DataMode.TICK_BY_TICK else self.stats.last_tick
-        )
-        # A subscription gets its full allowance before its first tick: it used to be called
-        # stale (and resubscribed) at the first check after every connect.
-        since = max(last or -math.inf, self._subscribed_at)
-        return self._clock() - since > limit
+    def _last_accepted(self) -> float | None:
+        if self._flow is not None:
+            return self._flow.last_accepted
+        stats = self.stats
+        return stats.last_trade if self._mode is DataMode.TICK_BY_TICK else stats.last_tick
 
     async def _watch_freshness(self) -> None:
-        if not self._market_open() or not self._is_stale(self.data.stale_after_s):
-            self._stale_since = None
-            self.stats.stale = False
-            return
-        now = self._clock()
-        if self._stale_since is None:
-            self._stale_since = now
-            self.stats.stale = True
-            log.warning("market_data_stale", seconds=self.data.stale_after_s, action="resubscribe")
+        watch = self.freshness
+        step = watch.judge(
+            self._clock(), self._open_for(), self._last_accepted(), self.stats.ticks_total
+        )
+        if watch.stale != self.stats.stale:
+            self.stats.stale = watch.stale
+            if self._flow is not None:
+                self._flow.set_feed_stale(watch.stale)
+        if step is Step.RESUBSCRIBE:
             await self.resubscribe()
-            self._stale_since = now
-            self.stats.stale = True
-        elif now - self._stale_since >= self.data.reconnect_after_stale_s - self.data.stale_after_s:
-            self._stale_since = None
+        elif step is Step.RECONNECT:
             self.conn.recycle("market_data_stale")
 
     # --- events ---

@@ -3,7 +3,9 @@
 `OrderFlow.on_event` takes every `MarketEvent` the broker emits (or a replay reads) in arrival
 order. A rejected tick changes no feature. Health is the worst of: the guards' verdict, a
 volume gap (tick-by-tick trades not adding up to IB's cumulative volume), a stale quote in
-tick-by-tick mode, and warming up (live events held while the session is backfilled).
+tick-by-tick mode, warming up (live events held while the session is backfilled), and a stale
+feed (the market data's freshness watch saw no accepted data for too long, see
+`broker.freshness`; the next accepted trade or sample ends it).
 
 Warm start: `begin_warmup()` holds live events; `finish_warmup(events, complete)` runs the
 backfilled events through the same path first, then the held live ones, so CVD, VWAP and the
@@ -27,6 +29,7 @@ from daemon.flow.ticks import TICKS_PER_POINT
 from daemon.settings import DataSettings, FlowSettings
 
 _WARMUP_HOLD_LIMIT = 2_000_000  # live events held during a backfill, at most (memory bound)
+_NOT_STALE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class FlowState:
     quote_stale: bool
     warming_up: bool
     trades: int
+    feed_stale: bool = False
 
 
 class OrderFlow:
@@ -72,6 +76,11 @@ class OrderFlow:
         self.unpriced_volume = 0.0  # snapshot volume seen before any price: counted, not placed
         self._last_trade_time: float | None = None
         self._last_quote_time: float | None = None
+        # Local receipt (monotonic) of the last accepted live data: a trade, or in snapshot
+        # mode a sample whose quote or prints passed the guards. Backfilled history never sets
+        # it. `_stale_mark` is its value when the feed was declared stale.
+        self._fresh_at: float | None = None
+        self._stale_mark: object = _NOT_STALE
         self._held: list[MarketEvent] | None = None
         self._replaying = False  # finish_warmup is running history and held events
         self._held_dropped = 0
@@ -101,6 +110,7 @@ class OrderFlow:
                 self._traded(size)
                 self.trades += 1
                 self._last_trade_time = t.exchange_time
+                self._fresh_at = t.received
         else:
             self._process(ev)
 
@@ -127,6 +137,8 @@ class OrderFlow:
             # Alongside tick-by-tick, samples only check the volume; quotes come from BidAsk.
             self.reconciler.cumulative(check.volume_increment, ev.exchange_time)
             return
+        if check.quote is not None or check.prints:
+            self._fresh_at = ev.received
         if check.quote is not None:
             bid, ask, bid_size, ask_size = check.quote
             self.features.on_quote(bid, ask, bid_size, ask_size, ev.exchange_time)
@@ -174,10 +186,13 @@ class OrderFlow:
         # Bars that close while history and the held events are run are not live: health
         # stays DEGRADED until the end, so no strategy acts on a bar from minutes ago.
         self._replaying = True
+        fresh_at = self._fresh_at
         try:
             self.guard.restart_sequence()  # history has its own seqs (below the held live ones)
             for ev in history:
                 self._process(ev)
+            # History is stamped with the time it was fetched: it says nothing about the feed.
+            self._fresh_at = fresh_at
             self.guard.restart_sequence()
             for ev in held:
                 self._process(ev)
@@ -203,6 +218,21 @@ class OrderFlow:
         """Exchange time of the last trade processed (held ones not included)."""
         return self._last_trade_time
 
+    # --- feed freshness ---
+
+    @property
+    def last_accepted(self) -> float | None:
+        """Local receipt time (monotonic) of the last accepted live trade or snapshot sample."""
+        return self._fresh_at
+
+    def set_feed_stale(self, stale: bool) -> None:
+        """The freshness watch's verdict; a stale feed stays stale until accepted data comes."""
+        self._stale_mark = self._fresh_at if stale else _NOT_STALE
+
+    @property
+    def feed_stale(self) -> bool:
+        return self._stale_mark is not _NOT_STALE and self._fresh_at == self._stale_mark
+
     # --- output ---
 
     @property
@@ -218,7 +248,13 @@ class OrderFlow:
         guard = self.guard.health
         if guard is Health.INVALID:
             return Health.INVALID
-        if guard is Health.DEGRADED or self.reconciler.gap or self.warming_up or self.quote_stale:
+        if (
+            guard is Health.DEGRADED
+            or self.reconciler.gap
+            or self.warming_up
+            or self.quote_stale
+            or self.feed_stale
+        ):
             return Health.DEGRADED
         return Health.OK
 
@@ -235,4 +271,5 @@ class OrderFlow:
             quote_stale=self.quote_stale,
             warming_up=self.warming_up,
             trades=self.trades,
+            feed_stale=self.feed_stale,
         )

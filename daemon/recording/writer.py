@@ -30,6 +30,7 @@ import structlog
 from daemon.flow.events import DataMode, MarketEvent, SnapshotEvent
 from daemon.flow.sessions import SessionSchedule
 from daemon.recording.format import DIRECTORY, day_of_name, file_name, head_text, rows
+from daemon.runtime.statedir import private_dir, touch_private, write_private
 from daemon.settings import RecordingSettings
 from daemon.trading.trader import trading_day
 
@@ -170,8 +171,10 @@ class Recorder:
             log.info("recording_resumed", path=str(path))
 
     def _prepare(self, day: str, path: Path) -> None:
-        """Create the day's file with its header, or make an existing one safe to append to."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Create the day's file with its header, or make an existing one safe to append to.
+
+        The folder is 0700 and the file 0600 whatever the umask: every print of the day."""
+        private_dir(self.folder)
         size = path.stat().st_size if path.exists() else 0
         kept = complete_length(path) if size else 0
         if kept < size:
@@ -179,7 +182,9 @@ class Recorder:
                 fh.truncate(kept)
             log.warning("recording_repaired", path=str(path), dropped_bytes=size - kept)
         if kept == 0:
-            path.write_bytes(gzip.compress(head_text().encode("ascii"), COMPRESS_LEVEL, mtime=0))
+            write_private(path, gzip.compress(head_text().encode("ascii"), COMPRESS_LEVEL, mtime=0))
+        else:
+            touch_private(path)  # appended to as it is: only its mode is made private
         self._prepared.add(day)
         self._files += 1
         log.info(

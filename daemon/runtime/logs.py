@@ -3,7 +3,8 @@
 Our events are `snake_case` names with key-value context. stdlib records (ib_async logs that way)
 go through the same processors via `structlog.stdlib.ProcessorFormatter`, so every line has the
 same shape: console on a terminal, JSON lines with an sd-daemon(3) `<N>` priority prefix under
-journald, and plain JSON lines in the optional rotating file.
+journald, and plain JSON lines in the optional rotating file. `reopen_log_files` (SIGHUP) opens
+that file again at its path, after logrotate has moved it away.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "get_logger",
     "mask_account",
     "mask_accounts",
+    "reopen_log_files",
     "reset_logging",
 ]
 
@@ -255,6 +257,21 @@ class _PriorityPrefixed:
         return f"<{priority}>{line.decode() if isinstance(line, bytes) else line}"
 
 
+class _ReopenableFileHandler(logging.handlers.RotatingFileHandler):
+    """The rotating log file, which can also be reopened at its path (logrotate's SIGHUP)."""
+
+    def reopen(self) -> None:
+        """Open the path anew and switch to it; on failure keep writing to the old file."""
+        self.acquire()
+        try:
+            fresh = self._open()  # OSError: the old stream stays in use
+            old, self.stream = self.stream, fresh
+            if old is not None:
+                old.close()
+        finally:
+            self.release()
+
+
 @dataclass
 class _Installed:
     handlers: list[logging.Handler]
@@ -360,7 +377,7 @@ def configure_logging(
     handlers: list[logging.Handler] = [stream_handler]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = _ReopenableFileHandler(
             file, maxBytes=FILE_MAX_BYTES, backupCount=FILE_BACKUP_COUNT, encoding="utf-8"
         )
         file_handler.setFormatter(_formatter(structlog.processors.JSONRenderer()))
@@ -394,6 +411,27 @@ def configure_logging(
         # Not cached: module-level loggers must follow a later configure_logging call.
         cache_logger_on_first_use=False,
     )
+
+
+def reopen_log_files() -> None:
+    """SIGHUP: reopen the log file at its configured path and log `sighup` (also without one).
+
+    logrotate renames the file and sends SIGHUP; the lines after it go to a new file at the
+    old path. A file that cannot be reopened is logged and the old one kept.
+    """
+    log = structlog.stdlib.get_logger("daemon.runtime.logs")
+    installed = _installed
+    files = [
+        h
+        for h in (installed.handlers if installed else [])
+        if isinstance(h, _ReopenableFileHandler)
+    ]
+    for handler in files:
+        try:
+            handler.reopen()
+        except OSError as exc:
+            log.error("log_file_reopen_failed", path=handler.baseFilename, error=str(exc))
+    log.info("sighup", action="reopen_log_files", log_files=[h.baseFilename for h in files])
 
 
 def flush_suppressed(*, force: bool = False) -> None:

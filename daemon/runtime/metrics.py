@@ -1,10 +1,11 @@
 """Prometheus metrics: the daemon's live state, read at scrape time, served over HTTP.
 
-prometheus_client's HTTP server answers on its own threads, while the state belongs to the
-event loop. So a scrape asks the loop for a `Sample` (plain numbers copied in one loop callback:
-consistent, and no work on the tick path), then builds the metric families off the loop. The
-sources are the ones status.json is built from (connection status, feed stats, the flow's
-guard counts, the loop-lag histogram, the trader), so the two never disagree by counting twice.
+The HTTP server (`metrics_http`: bounded connections, each with timeouts) answers on its own
+threads, while the state belongs to the event loop. So a scrape asks the loop for a `Sample`
+(plain numbers copied in one loop callback: consistent, and no work on the tick path), then
+builds the metric families off the loop. The sources are the ones status.json is built from
+(connection status, feed stats, the flow's guard counts, the loop-lag histogram, the trader),
+so the two never disagree by counting twice.
 
 `CATALOGUE` lists every metric; docs/metrics.md and the Grafana dashboard are checked against it.
 """
@@ -18,10 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from threading import Thread
 from typing import Final, Literal
-from wsgiref.simple_server import WSGIServer
 
 import structlog
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -37,6 +37,14 @@ from daemon.flow.events import DataMode
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.guards import Reason
 from daemon.flow.prints import Health
+from daemon.runtime.metrics_http import (
+    DEADLINE_S,
+    IO_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    POLL_S,
+    BoundedWSGIServer,
+    best_family,
+)
 from daemon.runtime.status import LoopLagHistogram
 from daemon.settings import MetricsSettings
 from daemon.trading.model import TradingState
@@ -117,6 +125,11 @@ CATALOGUE: Final = (
         "Event-loop lag of the probe every 0.25 s (buckets only: the +Inf bucket counts probes).",
     ),
     _doc("event_loop_lag_max_seconds", "gauge", "Largest event-loop lag since start."),
+    _doc(
+        "metrics_connections_refused_total",
+        "counter",
+        f"Connections to this endpoint closed unserved: {MAX_CONNECTIONS} were open already.",
+    ),
     _doc("trading_state", "gauge", "1 for the trading state (DISABLED: trading off).", "state"),
     _doc(
         "orders",
@@ -126,10 +139,24 @@ CATALOGUE: Final = (
         "status",
     ),
     _doc("position_contracts", "gauge", "Position in the front contract (absent while unknown)."),
+    _doc(
+        "position_known",
+        "gauge",
+        "1 while the position is trusted (reconciled with the broker, connected); 0 while it is "
+        "not, and then position_contracts, pnl_unrealized_usd and pnl_net_usd are absent.",
+    ),
     _doc("pnl_realized_usd", "gauge", "Realized PnL of the trading day, before commissions."),
-    _doc("pnl_unrealized_usd", "gauge", "Unrealized PnL at the last price (absent while unknown)."),
+    _doc(
+        "pnl_unrealized_usd",
+        "gauge",
+        "Unrealized PnL at the last price (absent while the price or the position is unknown).",
+    ),
     _doc("commissions_usd", "gauge", "Commissions of the trading day."),
-    _doc("pnl_net_usd", "gauge", "Realized - commissions + unrealized (absent while unknown)."),
+    _doc(
+        "pnl_net_usd",
+        "gauge",
+        "Realized - commissions + unrealized (absent while unrealized is).",
+    ),
     _doc("risk_refusals_total", "counter", "Orders the risk rules refused, by rule.", "rule"),
     _doc(
         "messages_sent_total",
@@ -191,13 +218,15 @@ class Sample:
 def read_trading(trader: Trader) -> TradingSample:
     """The trader's figures (on the loop: the trader is not thread-safe)."""
     executor = trader.executor
+    position = trader.position  # None: not reconciled or not connected, so not trusted
+    trusted = position is not None
     return TradingSample(
         state=trader.risk.state.value if trader.enabled else DISABLED,
-        position=trader.position,
+        position=position,
         realized=trader.day_realized,
-        unrealized=trader.unrealized(),
+        unrealized=trader.unrealized() if trusted else None,  # of a position that may be gone
         commissions=trader.day_commissions,
-        net=trader.day_net(),
+        net=trader.day_net() if trusted else None,
         orders=dict(Counter(rec.status for rec in executor.orders.values())),
         refusals=dict(trader.risk.refusals),
         messages=executor.messages_sent,
@@ -317,6 +346,7 @@ def families(s: Sample) -> list[Metric]:
     out += [
         by_status,
         _gauge("orderflowd_position_contracts", t.position),
+        _gauge("orderflowd_position_known", 0.0 if t.position is None else 1.0),
         _gauge("orderflowd_pnl_realized_usd", t.realized),
         _gauge("orderflowd_pnl_unrealized_usd", t.unrealized),
         _gauge("orderflowd_commissions_usd", t.commissions),
@@ -372,6 +402,16 @@ class DaemonCollector(Collector):
             raise
 
 
+class EndpointCollector(Collector):
+    """The HTTP endpoint's own figures (kept by the server thread: no trip to the loop)."""
+
+    def __init__(self, refused: Callable[[], int]) -> None:
+        self._refused = refused
+
+    def collect(self) -> Iterable[Metric]:
+        return [_counter("orderflowd_metrics_connections_refused_total", self._refused())]
+
+
 class MetricsServer:
     """The HTTP endpoint: started by the supervisor, never a reason for trading to stop."""
 
@@ -380,7 +420,7 @@ class MetricsServer:
         self.registry = CollectorRegistry()  # never the process-global default registry
         self._read = read
         self._collector: DaemonCollector | None = None
-        self._server: WSGIServer | None = None
+        self._server: BoundedWSGIServer | None = None
         self._thread: Thread | None = None
         self.port: int | None = None  # the bound port once listening (metrics.port may be 0)
 
@@ -393,10 +433,10 @@ class MetricsServer:
         if self._collector is None:
             self._collector = DaemonCollector(self._read, asyncio.get_running_loop())
             self.registry.register(self._collector)
+            self.registry.register(EndpointCollector(lambda: self.refused))
         try:
-            self._server, self._thread = start_http_server(
-                s.port, addr=s.host, registry=self.registry
-            )
+            family, host = best_family(s.host, s.port)
+            server = BoundedWSGIServer((host, s.port), family=family)
         except OSError as exc:
             log.error(
                 "metrics_unavailable",
@@ -407,9 +447,27 @@ class MetricsServer:
                 "a free port, or metrics.enabled = false; trading continues without metrics",
             )
             return False
-        self.port = self._server.server_port
-        log.info("metrics_listening", host=s.host, port=self.port)
+        server.set_app(make_wsgi_app(self.registry))
+        self._server = server
+        self._thread = Thread(
+            target=server.serve_forever, args=(POLL_S,), name="metrics-http", daemon=True
+        )
+        self._thread.start()
+        self.port = server.server_port
+        log.info(
+            "metrics_listening",
+            host=s.host,
+            port=self.port,
+            max_connections=MAX_CONNECTIONS,
+            io_timeout_s=IO_TIMEOUT_S,
+            deadline_s=DEADLINE_S,
+        )
         return True
+
+    @property
+    def refused(self) -> int:
+        """Connections closed unserved because the endpoint had all it takes."""
+        return 0 if self._server is None else self._server.refused
 
     async def stop(self) -> None:
         """Stop serving and close the socket (shutdown waits up to a 0.5 s poll: off the loop)."""
@@ -418,6 +476,7 @@ class MetricsServer:
         if server is None:
             return
         await asyncio.to_thread(server.shutdown)
+        server.close_connections()  # their threads end now, not at their timeouts
         server.server_close()
         if thread is not None:
             await asyncio.to_thread(thread.join, STOP_TIMEOUT_S)

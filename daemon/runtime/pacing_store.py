@@ -3,15 +3,15 @@
 IB counts historical requests per login, not per process. A daemon restarted right after a
 backfill (`kill -9`, a crash, systemd's restart) that started counting from zero could send
 the next backfill straight into error 162, a pacing violation, and leave the session partial.
-The pacer's request times are kept in `<state_dir>/historical_pacing.json` as wall-clock
-times, rewritten atomically after each request, and handed to the next process's pacer.
+The pacer's request times are kept in `<state_dir>/historical_pacing.json` (0600) as
+wall-clock times, rewritten atomically after each request, and handed to the next process's
+pacer.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from daemon.broker.backfill import PACING_WINDOW_S, HistoricalPacer
+from daemon.runtime.statedir import private_dir, replace_private
 
 log = structlog.get_logger("daemon.runtime.pacing_store")
 
@@ -69,13 +70,10 @@ class PacingStore:
     def save(self, times: list[float]) -> None:
         """Store `times` (this process's clock) as wall-clock times; errors are logged only."""
         offset = self._wall() - self._clock()
-        tmp = self.path.with_suffix(".tmp")
+        doc = {"requests": [round(t + offset, 3) for t in times]}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(
-                json.dumps({"requests": [round(t + offset, 3) for t in times]}), encoding="utf-8"
-            )
-            os.replace(tmp, self.path)
+            private_dir(self.path.parent)
+            replace_private(self.path, json.dumps(doc).encode("utf-8"))  # 0600, any umask
         except OSError as exc:
             log.warning(
                 "pacing_history_not_saved",

@@ -3,6 +3,10 @@
 Readers (`orderflowd status`, monitoring, a trader's `cat`) never see a half-written file:
 each snapshot goes to a temporary file in the same directory and is renamed over the old one.
 Its `process` object (memory, descriptors, tasks, event-loop lag) is what a soak run samples.
+
+A file outlives its writer, so each snapshot carries the writer's `pid` (and its start time)
+and a `heartbeat` (wall time of the write) with `interval_s`: `judge` tells a reader whether
+the daemon behind the file is running, stopped, dead or hung.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from daemon.broker.connection import ConnectionStatus
 from daemon.broker.marketdata import FeedStats
@@ -32,6 +38,11 @@ DISABLED_TRADING: dict[str, Any] = {"enabled": False, "state": "DISABLED"}
 # Upper edges of the loop-lag buckets, in ms; 10 ms is the soak bound, so it is an edge.
 LAG_EDGES_MS: Final = (1, 2, 5, 10, 20, 50, 100, 250, 1000)
 PROC_SELF: Final = Path("/proc/self")
+PROC: Final = Path("/proc")
+# A heartbeat older than this many write intervals (and at least HUNG_MIN_S: one status write
+# may wait up to 5 s on the gateway's clock request) means the daemon is hung.
+HUNG_AFTER_INTERVALS: Final = 5
+HUNG_MIN_S: Final = 10.0
 
 
 class LoopLagHistogram:
@@ -107,6 +118,38 @@ def process_figures(lag: LoopLagHistogram, proc: Path = PROC_SELF) -> dict[str, 
     }
 
 
+def process_start(pid: int, proc: Path = PROC) -> int | None:
+    """When *pid* started, in clock ticks since boot (`/proc/<pid>/stat`); None if unknown.
+
+    A pid and its start time name one process: a pid reused by another program differs.
+    """
+    fields = _stat_fields(pid, proc)
+    try:
+        return int(fields[19]) if fields else None  # field 22 of stat(5); fields start at 3
+    except (IndexError, ValueError):
+        return None
+
+
+def _stat_fields(pid: int, proc: Path) -> list[str] | None:
+    """The fields of `/proc/<pid>/stat` after the command name (state first)."""
+    try:
+        text = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    _, sep, rest = text.rpartition(")")  # the name may hold spaces and parentheses
+    return rest.split() if sep else None
+
+
+@cache
+def _own_start(pid: int) -> int | None:
+    return process_start(pid)
+
+
+def own_start() -> int | None:
+    """This process's start time (see `process_start`), read once per pid."""
+    return _own_start(os.getpid())
+
+
 @dataclass
 class StatusInputs:
     """Everything a snapshot is built from."""
@@ -119,6 +162,9 @@ class StatusInputs:
     flow: FlowState | None = None
     loop_lag_s: float = 0.0
     process: dict[str, Any] | None = None  # `process_figures()`
+    interval_s: float | None = None  # `[status] interval_s`: how often the file is rewritten
+    pid: int = field(default_factory=os.getpid)
+    pid_start: int | None = field(default_factory=own_start)
 
 
 def _iso(epoch: float) -> str:
@@ -161,12 +207,18 @@ def flow_summary(flow: FlowState | None) -> dict[str, Any]:
     }
 
 
-def snapshot(inputs: StatusInputs, now_mono: float) -> dict[str, Any]:
-    """The JSON document, as plain data."""
+def snapshot(
+    inputs: StatusInputs, now_mono: float, now_wall: float | None = None
+) -> dict[str, Any]:
+    """The JSON document, as plain data; its `heartbeat` is *now_wall* (default: the clock)."""
     conn, feed = inputs.connection, inputs.feed
     last_tick_age = None if feed.last_tick is None else round(now_mono - feed.last_tick, 3)
     return {
         "state": conn.state.value,
+        "pid": inputs.pid,
+        "pid_start": inputs.pid_start,
+        "heartbeat": round(time.time() if now_wall is None else now_wall, 3),
+        "interval_s": inputs.interval_s,
         "connected": conn.state.value in ("SYNCING", "READY", "DEGRADED"),
         "since": _iso(conn.since),
         "started": _iso(inputs.started_wall),
@@ -219,8 +271,8 @@ def status_line(doc: dict[str, Any]) -> str:
     trading = doc.get("trading") or {}
     if trading.get("enabled"):
         parts.append(trading.get("state", "?"))
-        if trading.get("position") is not None:
-            parts.append(f"pos {trading['position']:+d}")
+        position = trading.get("position")
+        parts.append("pos unknown" if position is None else f"pos {position:+d}")
         if trading.get("net_pnl") is not None:
             parts.append(f"PnL {trading['net_pnl']:+.2f}")
     return " ".join(parts)
@@ -244,3 +296,96 @@ def read_status(state_dir: Path) -> dict[str, Any]:
     """The last snapshot; FileNotFoundError when the daemon never ran with this state_dir."""
     data: dict[str, Any] = json.loads((state_dir / STATUS_FILE).read_text(encoding="utf-8"))
     return data
+
+
+Verdict = Literal["running", "stopped", "dead", "hung"]
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What a reader can tell about the daemon behind a status.json, in plain words."""
+
+    verdict: Verdict
+    detail: str
+    heartbeat_age_s: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "detail": self.detail,
+            "heartbeat_age_s": self.heartbeat_age_s,
+        }
+
+
+def hung_after_s(interval_s: Any) -> float:
+    """Heartbeat age beyond which a live writer counts as hung."""
+    interval = interval_s if isinstance(interval_s, int | float) and interval_s > 0 else 1.0
+    return max(HUNG_AFTER_INTERVALS * float(interval), HUNG_MIN_S)
+
+
+def judge(
+    doc: dict[str, Any],
+    *,
+    mtime: float | None = None,
+    now: float | None = None,
+    proc: Path = PROC,
+) -> Liveness:
+    """Running, stopped (STOPPED written at shutdown), dead (its process is gone) or hung.
+
+    The heartbeat is the document's `heartbeat`, else *mtime* (a file from before heartbeats);
+    without a `pid` the process cannot be checked and only the heartbeat's age counts.
+    """
+    wall = time.time() if now is None else now
+    beat = doc.get("heartbeat")
+    beat = beat if isinstance(beat, int | float) else mtime
+    age = None if beat is None else round(max(0.0, wall - beat), 3)
+    written = "never written" if age is None else f"written {_ago(age)} ago"
+    state = doc.get("state", "?")
+    if state == "STOPPED":
+        return Liveness("stopped", f"the daemon is stopped (STOPPED at shutdown, {written})", age)
+    last = f"its last status ({state}, {written}) is stale"
+    pid = doc.get("pid")
+    if type(pid) is int and pid > 0:
+        gone = _gone(pid, doc.get("pid_start"), proc)
+        if gone is not None:
+            return Liveness("dead", f"the daemon is dead: {gone}; {last}", age)
+        if _state(pid, proc) in ("T", "t"):
+            why = f"process {pid} is stopped (SIGSTOP or a debugger) and does nothing"
+            return Liveness("hung", f"the daemon is hung: {why}; {last}", age)
+    limit = hung_after_s(doc.get("interval_s"))
+    if age is not None and age > limit:
+        who = f"process {pid} is alive but" if type(pid) is int else "it"
+        why = f"{who} has not rewritten status.json for {_ago(age)} (late after {limit:g} s)"
+        return Liveness("hung", f"the daemon is hung: {why}; {last}", age)
+    return Liveness("running", f"the daemon is running ({state}, status {written})", age)
+
+
+def _gone(pid: int, recorded_start: Any, proc: Path) -> str | None:
+    """Why process *pid* is not the daemon that wrote the file, or None while it is."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"process {pid} no longer exists"
+    except PermissionError:
+        pass  # alive, another user's (the service runs as its own user)
+    if _state(pid, proc) in ("Z", "X"):
+        return f"process {pid} has exited"
+    start = process_start(pid, proc)
+    if isinstance(recorded_start, int) and start is not None and start != recorded_start:
+        return f"process {pid} is another program now (the pid was reused)"
+    return None
+
+
+def _state(pid: int, proc: Path) -> str | None:
+    fields = _stat_fields(pid, proc)
+    return fields[0] if fields else None
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"

@@ -20,10 +20,15 @@ def _price(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _position(trading: dict[str, Any]) -> str:
+def _position(trading: dict[str, Any], state: Any) -> str:
+    """Flat only when the daemon knows it: an untrusted position (None) is unknown."""
     position = trading.get("position")
     if position is None:
-        return "unknown (not reconciled with the broker)"
+        if trading.get("reconciled") is False:
+            return "unknown (not reconciled with the broker)"
+        if state not in (None, "READY"):
+            return f"unknown (connection {state})"
+        return "unknown (not confirmed by the broker)"
     if position == 0:
         return "flat"
     return f"{position:+d} @ {_price(trading.get('avg_price'))}"
@@ -45,6 +50,25 @@ def _when(epoch: Any, tz: tzinfo | None) -> str:
         return "?"
 
 
+def _needs_a_person(trading: dict[str, Any], tz: tzinfo | None) -> list[str]:
+    """Alarms, a failing journal or strategy, a flatten that was not confirmed."""
+    lines = []
+    for key, what in (("journal_error", "journal"), ("strategy_error", "strategy")):
+        if trading.get(key):
+            lines.append(f"{_INDENT}{what} FAILED: {trading[key]}")
+    alarms = trading.get("alarms") or []
+    if alarms:
+        lines.append(f"{_INDENT}alarms (trading halted until orderflowd resume):")
+        lines += [
+            f"{_INDENT * 2}{_when(a.get('at'), tz)} {a.get('kind', '?')}: {a.get('detail', '')}"
+            for a in alarms
+        ]
+    flatten = trading.get("last_flatten") or {}
+    if flatten and not flatten.get("ok"):
+        lines.append(f"{_INDENT}last flatten NOT confirmed: {flatten.get('message', '?')}")
+    return lines
+
+
 def format_trading(doc: dict[str, Any], tz: tzinfo | None = None) -> list[str]:
     """Lines describing `doc["trading"]`; [] when the document has none.
 
@@ -61,7 +85,10 @@ def format_trading(doc: dict[str, Any], tz: tzinfo | None = None) -> list[str]:
     if trading.get("reconciled") is False:
         lines.append(f"{_INDENT}not reconciled with the broker: no new orders")
     if "position" in trading:
-        lines.append(f"{_INDENT}position: {_position(trading)}")
+        lines.append(f"{_INDENT}position: {_position(trading, doc.get('state'))}")
+    if trading.get("account_position") is not None:
+        lines.append(f"{_INDENT}account position at the broker: {trading['account_position']:+d}")
+    lines += _needs_a_person(trading, tz)
     if "realized_pnl" in trading:
         lines.append(
             f"{_INDENT}pnl: realized {_money(trading.get('realized_pnl'))}"

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,14 @@ from daemon.recording import Recorder
 from daemon.runtime import heap
 from daemon.runtime import status as status_mod
 from daemon.runtime.control import CONTROL_SOCKET, ControlServer
-from daemon.runtime.logs import flush_suppressed
+from daemon.runtime.logs import flush_suppressed, reopen_log_files
 from daemon.runtime.metrics import MetricsServer, read_sample
 from daemon.runtime.pacing_store import PACING_FILE, PacingStore
+from daemon.runtime.statedir import secure_state_dir
 from daemon.runtime.systemd import Notifier
 from daemon.runtime.warmstart import WarmStart
 from daemon.settings import EX_CONFIG, Settings
+from daemon.trading.instance import InstanceConflictError
 from daemon.trading.journal import Journal
 from daemon.trading.strategy import load_strategy
 from daemon.trading.trader import Trader
@@ -46,6 +48,7 @@ LAG_PROBE_S = 0.25
 MAX_HEALTHY_LAG_S = 1.0
 FLOW_LOG_EVERY_S = 10.0
 EX_SOFTWARE = 70
+EX_UNAVAILABLE = 69  # the shutdown policy could not be carried out and confirmed at the broker
 JOURNAL_FILE = "journal.sqlite"
 THROTTLE_WINDOW_S = 1.25
 
@@ -101,6 +104,7 @@ class Supervisor:
         exit_after: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        secure_state_dir(Path(settings.paths.state_dir))  # 0700/0600 before anything is written
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.debug = debug
@@ -125,7 +129,9 @@ class Supervisor:
         )
         self.flow_log = FlowLog(self.flow)
         self.warm_start = WarmStart(self.conn, self.flow, settings.data)
-        self.market = MarketData(self.conn, settings.instrument, settings.data, self._on_market)
+        self.market = MarketData(
+            self.conn, settings.instrument, settings.data, self._on_market, flow=self.flow
+        )
         self.warm_start.attach(self.market)
         state_dir = Path(settings.paths.state_dir)
         PacingStore(state_dir / PACING_FILE).attach(self.warm_start.pacer)
@@ -198,6 +204,10 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            # logrotate's "reopen your log file"; never death, not even when the terminal of
+            # a foreground run goes away (the positions it manages are still there).
+            loop.add_signal_handler(signal.SIGHUP, reopen_log_files)
         await self.control.start()
         self.recorder.start()
         self.metrics.start()  # logs and carries on when it cannot listen
@@ -220,8 +230,10 @@ class Supervisor:
             {stopper, *self._tasks.values()}, return_when=asyncio.FIRST_COMPLETED
         )
         code = self._exit_code(done - {stopper})
-        await self._shutdown()
+        policy_done = await self._shutdown()
         stopper.cancel()
+        if code == 0 and not policy_done:
+            return EX_UNAVAILABLE
         return code
 
     def _exit_code(self, ended: set[asyncio.Task[Any]]) -> int:
@@ -232,6 +244,9 @@ class Supervisor:
             if isinstance(exc, LiveAccountRefusedError):
                 log.error("live_account_refused", reason=str(exc))
                 return EX_CONFIG
+            if isinstance(exc, InstanceConflictError):
+                log.error("instance_conflict", reason=str(exc))
+                return EX_CONFIG
             if exc is not None:
                 log.error("component_failed", component=task.get_name(), error=repr(exc))
                 return EX_SOFTWARE
@@ -239,19 +254,25 @@ class Supervisor:
             return EX_SOFTWARE
         return 0
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self) -> bool:
+        """Stop every component in reverse order, each whatever the others did; False when the
+        trading shutdown policy could not be carried out and confirmed."""
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         log.info("stopping", reason=self._stop_reason or "component ended")
+        policy_done = False
 
         async def stop_all() -> None:
-            if self.trader is not None:
-                await self.trader.shutdown()
-            await self.control.stop()
-            await self.metrics.stop()
-            await self.warm_start.stop()
-            await self.market.stop()
-            await self.recorder.close()
-            await self.conn.stop()
+            nonlocal policy_done
+            policy_done = self.trader is None or await _step("trading", self.trader.shutdown)
+            for name, step in (
+                ("control", self.control.stop),
+                ("metrics", self.metrics.stop),
+                ("warm_start", self.warm_start.stop),
+                ("market", self.market.stop),
+                ("recorder", self.recorder.close),
+                ("connection", self.conn.stop),
+            ):
+                await _step(name, step)
             for task in self._tasks.values():
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
@@ -264,12 +285,17 @@ class Supervisor:
         if self.journal is not None:
             self.journal.close()
         flush_suppressed(force=True)
-        log.info("stopped")
+        log.info("stopped", shutdown_policy_done=policy_done)
+        return policy_done
 
     # --- supervised tasks ---
 
     async def _monitor(self) -> None:
-        """Once per interval: market checks, status.json, STATUS=, watchdog, suppressed logs."""
+        """Once per interval: market checks, status.json, STATUS=, watchdog, suppressed logs.
+
+        A step that fails is logged and the loop goes on: a full disk or a strategy that raises
+        must not end the monitor (the status would freeze and the shutdown policy be skipped).
+        """
         interval = self.settings.status.interval_s
         watchdog = self.notifier.watchdog_interval()
         while True:
@@ -277,7 +303,12 @@ class Supervisor:
                 await self.market.check()
             except (TimeoutError, ConnectionError) as exc:
                 log.warning("market_check_failed", error=repr(exc))
-            self._follow_market()
+            except Exception as exc:
+                self._monitor_failed("market_check", exc)
+            try:
+                self._follow_market()
+            except Exception as exc:
+                self._monitor_failed("follow_market", exc)
             self.finished_trades.sweep(self.ib.wrapper)
             now = self._clock()
             doc = self.write_status()
@@ -310,6 +341,16 @@ class Supervisor:
             if self.trader is not None:
                 self.trader.tick(now)
 
+    def _monitor_failed(self, step: str, exc: Exception) -> None:
+        log.error(
+            "monitor_step_failed",
+            step=step,
+            error=repr(exc),
+            exc_info=exc,
+            rate_limited=True,
+            rate_key=f"monitor_{step}",
+        )
+
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -337,6 +378,7 @@ class Supervisor:
             trading=(
                 self.trader.status() if self.trader is not None else status_mod.DISABLED_TRADING
             ),
+            interval_s=self.settings.status.interval_s,
         )
 
     def _line(self) -> str:
@@ -351,3 +393,15 @@ class Supervisor:
                 "status_write_failed", path=str(self.status_path), error=str(exc), rate_limited=True
             )
         return doc
+
+
+async def _step(name: str, step: Callable[[], Awaitable[Any]]) -> bool:
+    """One shutdown step: its result (a step returning None counts as done), or False logged."""
+    try:
+        result = await step()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.error("shutdown_step_failed", step=name, error=repr(exc), exc_info=exc)
+        return False
+    return result is not False

@@ -10,8 +10,10 @@ guesses (it marks an order Cancelled on some errors) never stand in for the brok
 
 Receiving: the decoder's ``openOrder``, ``orderStatus``, ``completedOrder``, ``execDetails``
 and ``commissionReport`` calls are tapped one by one, live and in reply to requests alike.
-Executions are journaled by execId (a redelivered fill is recognised and counted once); an
-order's status is whatever the broker last said.
+Executions are journaled by execId (a redelivered fill is recognised and counted once, a
+correction replaces the version it corrects); an order's status is whatever the broker last
+said. A fill that cannot be true (`fills.fill_problem`) and any message about an order the
+journal does not know (`ownership`) is never counted: it is reported as an anomaly.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from ib_async import IB, Contract, Order
 from daemon.flow.guards import UNSET_DOUBLE
 from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import ExecutionSettings
-from daemon.trading.journal import ExecRow, Journal, NewOrder, OrderRow
+from daemon.trading.fills import FillFacts, exec_version, fill_problem
+from daemon.trading.journal import ExecRow, FillOutcome, Journal, JournalError, NewOrder, OrderRow
 from daemon.trading.orders import (
     ABANDONED,
     DONE_STATUSES,
@@ -38,6 +41,7 @@ from daemon.trading.orders import (
     OrderRecord,
     Role,
 )
+from daemon.trading.ownership import Ownership, Verdict, intent_of
 
 log = structlog.get_logger("daemon.trading.execution")
 
@@ -61,6 +65,7 @@ class FillReport:
     price: float
     time: float
     con_id: int
+    corrects: str | None = None  # the execId this fill corrects (it replaced that one)
 
 
 def round_to_tick(price: float) -> float:
@@ -94,6 +99,10 @@ class Executor:
         on_fill: Callable[[FillReport], None],
         on_order: Callable[[OrderRecord, str], None],
         on_reject: Callable[[OrderRecord | None, int, str], None],
+        on_anomaly: Callable[[str, str, str], None],
+        on_journal_error: Callable[[JournalError], None],
+        ownership: Ownership,
+        market_price: Callable[[], float | None],
         day_of: Callable[[float], str],
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -116,6 +125,10 @@ class Executor:
         self._on_fill = on_fill
         self._on_order = on_order
         self._on_reject = on_reject
+        self._on_anomaly = on_anomaly
+        self._on_journal_error = on_journal_error
+        self.ownership = ownership
+        self._market_price = market_price
         self._day_of = day_of
         self._wall = wall
         self._load()
@@ -198,6 +211,18 @@ class Executor:
     def is_ours(self, order_ref: str) -> bool:
         return order_ref.startswith(self.prefix)
 
+    def find(self, client_id: int, order_id: int, perm_id: int, ref: str) -> OrderRecord | None:
+        """An order of ours by its ids or ref, in memory or else in the journal."""
+        rec = self._record_for(client_id, order_id, perm_id, ref)
+        if rec is not None:
+            return rec
+        row = self.journal.order_by_perm(perm_id) if perm_id else None
+        if row is None and ref:
+            row = self.journal.order(ref)
+        if row is None and order_id and client_id in self.ownership.client_ids:
+            row = self.journal.order_by_id(client_id, order_id)
+        return None if row is None else self.recall(row.ref)
+
     def forget_session(self) -> None:
         """A new socket: what the broker reported must be heard again."""
         self.seen_at_broker.clear()
@@ -276,18 +301,24 @@ class Executor:
         quantity: int,
         lmt_price: float | None,
         now: float,
+        *,
+        journal: bool = True,
     ) -> OrderRecord:
-        """Journal, then send, one closing order (MKT when ``lmt_price`` is None)."""
+        """Journal, then send, one closing order (MKT when ``lmt_price`` is None). Without
+        ``journal`` it is sent unjournaled: only a flatten whose journal failed does that."""
         order_type = "MKT" if lmt_price is None else "LMT"
         rec = self._new_order(
             ref, role, intent_ref, None, action, quantity, order_type, lmt_price, None, "DAY", "",
             now,
         )  # fmt: skip
-        self._journal_and_send([rec], now)
+        self._journal_and_send([rec], now, journal=journal)
         return rec
 
-    def _journal_and_send(self, records: list[OrderRecord], now: float) -> None:
-        self.journal.record_orders([self._journal_row(r) for r in records])
+    def _journal_and_send(
+        self, records: list[OrderRecord], now: float, *, journal: bool = True
+    ) -> None:
+        if journal:
+            self.journal.record_orders([self._journal_row(r) for r in records])
         for rec in records:
             self._index(rec)
         last = len(records) - 1
@@ -431,10 +462,11 @@ class Executor:
         wrapper.execDetails = exec_details  # type: ignore[method-assign]
         wrapper.commissionReport = commission_report  # type: ignore[method-assign,assignment]
 
-    @staticmethod
-    def _guard(handler: Callable[..., None], *args: Any) -> None:
+    def _guard(self, handler: Callable[..., None], *args: Any) -> None:
         try:
             handler(*args)
+        except JournalError as exc:  # the message was not journaled: say so, halt
+            self._on_journal_error(exc)
         except Exception as exc:  # a bad broker message must not break the decoder
             log.error("broker_message_failed", handler=handler.__name__, error=repr(exc))
 
@@ -448,13 +480,27 @@ class Executor:
             key = ref if ref in self.orders else None
         return None if key is None else self.orders.get(key)
 
+    def _stranger(
+        self, what: str, client_id: int, order_id: int, perm_id: int, ref: str
+    ) -> Verdict:
+        """The verdict on a message about an order neither memory nor the journal knows; an
+        anomaly is reported (once per order: the caller's callback dedupes by key)."""
+        verdict = self.ownership.verdict(client_id, ref)
+        if verdict is Verdict.ANOMALY:
+            detail = self.ownership.describe(what, client_id, order_id, perm_id, ref)
+            key = f"perm:{perm_id}" if perm_id else f"order:{client_id}:{order_id}:{ref}"
+            self._on_anomaly("unknown_order", key, detail)
+        return verdict
+
     def _open_order(self, order: Order, status: str) -> None:
         ref = order.orderRef or ""
-        rec = self._record_for(order.clientId, order.orderId, order.permId, ref)
+        rec = self.find(order.clientId, order.orderId, order.permId, ref)
         if rec is None:
-            if not self.is_ours(ref):
+            what = f"an open or completed order ({status or 'no status'})"
+            verdict = self._stranger(what, order.clientId, order.orderId, order.permId, ref)
+            if verdict is not Verdict.PROVABLY_OURS:
                 return
-            rec = self.recall(ref) or self._adopt(order, status)
+            rec = self._adopt(order, status)
         self.seen_at_broker.add(rec.ref)
         if order.permId and rec.perm_id != order.permId:
             rec.perm_id = order.permId
@@ -473,12 +519,13 @@ class Executor:
             self._set_status(rec, status, max(rec.filled, done or 0), rec.avg_fill_price)
 
     def _adopt(self, order: Order, status: str) -> OrderRecord:
+        """An order of ours from an earlier life that the journal lost (its intent is there)."""
         ref = order.orderRef
-        suffix = ref.rsplit("-", 1)[-1]
-        role = {v: k for k, v in ROLE_SUFFIX.items()}.get(suffix, Role.ADOPTED)
-        intent_ref = ref.rsplit("-", 1)[0] if role is not Role.ADOPTED else None
-        if intent_ref is not None and self.journal.intent(intent_ref) is None:
-            intent_ref = None
+        role = Role.ADOPTED
+        intent_ref = None
+        parsed = intent_of(ref)
+        if parsed is not None:
+            intent_ref, role = parsed
         parent_ref = None
         if order.parentId:
             parent_ref = self._by_id.get((order.clientId, order.parentId))
@@ -510,8 +557,9 @@ class Executor:
     def _order_status(
         self, client_id: int, order_id: int, perm_id: int, status: str, filled: float, avg: float
     ) -> None:
-        rec = self._record_for(client_id, order_id, perm_id, "")
+        rec = self.find(client_id, order_id, perm_id, "")
         if rec is None:
+            self._stranger(f"a status ({status})", client_id, order_id, perm_id, "")
             return
         self.seen_at_broker.add(rec.ref)
         if perm_id and rec.perm_id != perm_id:
@@ -530,7 +578,7 @@ class Executor:
         if not rec.live:
             self._live.pop(rec.ref, None)
             self._cancel_sent.pop(rec.ref, None)
-        rec.filled = max(rec.filled, filled)
+        rec.filled = max(rec.filled, min(filled, rec.quantity))
         if avg is not None:
             rec.avg_fill_price = avg
         self.journal.update_order(
@@ -547,18 +595,40 @@ class Executor:
 
     def _execution(self, contract: Contract, ex: Any) -> None:
         ref = ex.orderRef or ""
-        rec = self._record_for(ex.clientId, ex.orderId, ex.permId, ref)
-        if rec is None and self.is_ours(ref):
-            rec = self.recall(ref)
-        if rec is None and not self.is_ours(ref):
-            return  # not ours: a manual trade shows up as a position mismatch instead
+        rec = self.find(ex.clientId, ex.orderId, ex.permId, ref)
+        if rec is None:
+            what = f"an execution {ex.execId} ({ex.side} {ex.shares} @ {ex.price})"
+            self._stranger(what, ex.clientId, ex.orderId, ex.permId, ref)
+            return  # an order nobody journaled: its fills are never ours (see ownership)
+        if self.journal.execution(ex.execId) is not None:  # redelivered: checked before
+            self._count_cum_qty(rec, ex)
+            return
+        version = exec_version(ex.execId)
+        earlier = None if version is None else self.journal.other_version(version)
+        problem = fill_problem(
+            FillFacts(
+                shares=float(ex.shares),
+                price=float(ex.price),
+                cum_qty=float(ex.cumQty),
+                order_quantity=rec.quantity,
+                filled_before=self.journal.order_fills(
+                    rec.ref, without=None if earlier is None else earlier.exec_id
+                ),
+                reference_price=rec.price or self._market_price(),
+                band_pct=self.settings.fill_price_band_pct,
+            )
+        )
+        if problem is not None:
+            detail = f"execution {ex.execId} of order {rec.ref} ({ex.side}): {problem}"
+            self._on_anomaly("bad_fill", f"fill:{ex.execId}", detail)
+            return
         side = {"BOT": "BUY", "SLD": "SELL"}.get(ex.side, ex.side)
         shares = int(ex.shares)
         when = ex.time.timestamp() if hasattr(ex.time, "timestamp") else self._wall()
         con_id = contract.conId
         row = ExecRow(
             exec_id=ex.execId,
-            order_ref=rec.ref if rec else ref,
+            order_ref=rec.ref,
             perm_id=ex.permId,
             order_id=ex.orderId,
             client_id=ex.clientId,
@@ -572,25 +642,32 @@ class Executor:
             cum_qty=int(ex.cumQty),
             avg_price=float(ex.avgPrice),
         )
-        new = self.journal.record_execution(row)
-        if rec is not None and row.cum_qty > rec.filled:  # the order's own count, even if late
-            self._set_status(rec, rec.status, row.cum_qty, row.avg_price)
-        if not new:
+        outcome, replaced = self.journal.record_fill(row)
+        self._count_cum_qty(rec, ex)
+        if outcome not in (FillOutcome.NEW, FillOutcome.CORRECTION):
+            log.info("fill_superseded", ref=rec.ref, exec_id=ex.execId, outcome=outcome.value)
             return
-        self.new_fills += 1
+        self.new_fills += outcome is FillOutcome.NEW
+        corrects = None if replaced is None else replaced.exec_id
         log.info(
-            "fill",
-            ref=rec.ref if rec else ref,
+            "fill" if corrects is None else "fill_corrected",
+            ref=rec.ref,
             exec_id=ex.execId,
             side=side,
             shares=shares,
             price=float(ex.price),
+            corrects=corrects,
+            was=None if replaced is None else f"{replaced.shares} @ {replaced.price:g}",
         )
         self._on_fill(
-            FillReport(
-                ex.execId, rec.ref if rec else ref, side, shares, float(ex.price), when, con_id
-            )
+            FillReport(ex.execId, rec.ref, side, shares, float(ex.price), when, con_id, corrects)
         )
+
+    def _count_cum_qty(self, rec: OrderRecord, ex: Any) -> None:
+        """The order's own filled count, even when its status message came late."""
+        cum_qty = _quantity(ex.cumQty)
+        if cum_qty is not None and cum_qty > rec.filled:
+            self._set_status(rec, rec.status, cum_qty, _price(ex.avgPrice))
 
     def _commission(self, report: Any) -> None:
         realized = _price(report.realizedPNL)

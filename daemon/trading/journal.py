@@ -9,15 +9,12 @@ migrated forward by `MIGRATIONS`; a file newer than this code is refused, never 
 
 from __future__ import annotations
 
-import enum
 import json
 import math
-import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, is_dataclass
-from datetime import date
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -25,293 +22,81 @@ from typing import Any, Final, Literal
 import structlog
 
 from daemon.flow.guards import UNSET_DOUBLE
+from daemon.trading.fills import ExecVersion, exec_version
+from daemon.trading.journal_schema import (
+    ABANDONED,
+    BUSY_TIMEOUT_S,
+    DAILY_COLS,
+    DONE_ORDER_STATUSES,
+    DONE_SQL,
+    EVENT_COLS,
+    EXEC_COLS,
+    INSERT_DAILY,
+    INSERT_EXEC,
+    INSERT_INTENT,
+    INSERT_ORDER,
+    INSERT_POSITION,
+    INSERT_STATUS,
+    INTENT_COLS,
+    INTENT_STATUSES,
+    JOURNALED,
+    MIGRATIONS,
+    ORDER_ACTIONS,
+    ORDER_COLS,
+    ORDER_ROLES,
+    POSITION_COLS,
+    STATUS_COLS,
+    DailyPnl,
+    EventRow,
+    ExecRow,
+    FillOutcome,
+    IntentRow,
+    JournalError,
+    NewOrder,
+    OrderRow,
+    PositionRow,
+    StatusRow,
+    check_commission,
+    check_day,
+    check_intent_status,
+    check_new_order,
+    check_realized_pnl,
+    check_time,
+    json_default,
+    where_clause,
+)
 from daemon.trading.ledger import normalize_side
 from daemon.trading.model import EntryType
 
-log = structlog.get_logger("daemon.trading.journal")
-
-BUSY_TIMEOUT_S: Final = 5.0
-INTENT_STATUSES: Final = frozenset({"new", "sent", "done", "rejected", "abandoned", "refused"})
-ORDER_ROLES: Final = frozenset({"entry", "stop", "target", "exit", "flatten", "adopted"})
-ORDER_ACTIONS: Final = frozenset({"BUY", "SELL"})
-JOURNALED: Final = "Journaled"  # an order's status from journaling until IB reports one
-ABANDONED: Final = "Abandoned"  # ours: journaled but never reached the broker
-DONE_ORDER_STATUSES: Final = frozenset(
-    {"Filled", "Cancelled", "ApiCancelled", "Inactive", ABANDONED}
-)
-
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-# Version N is MIGRATIONS[N - 1]: statements run in one transaction that also sets
-# user_version. Append a tuple to migrate; never edit a released entry. Roles and statuses are
-# checked in Python, not by CHECK constraints, so adding one needs no table rebuild.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE intents (
-            ref TEXT PRIMARY KEY,
-            time REAL NOT NULL,
-            day TEXT NOT NULL,
-            target INTEGER NOT NULL,
-            entry TEXT NOT NULL,
-            offset_ticks INTEGER NOT NULL,
-            stop_ticks INTEGER NOT NULL,
-            target_ticks INTEGER NOT NULL,
-            reason TEXT NOT NULL,
-            status TEXT NOT NULL,
-            detail TEXT NOT NULL
-        )""",
-        "CREATE INDEX intents_day ON intents (day)",
-        """CREATE TABLE orders (
-            ref TEXT PRIMARY KEY,
-            intent_ref TEXT REFERENCES intents (ref),
-            role TEXT NOT NULL,
-            client_id INTEGER NOT NULL,
-            order_id INTEGER,
-            perm_id INTEGER,
-            parent_ref TEXT REFERENCES orders (ref) DEFERRABLE INITIALLY DEFERRED,
-            action TEXT NOT NULL CHECK (action IN ('BUY', 'SELL')),
-            quantity INTEGER NOT NULL CHECK (quantity > 0),
-            order_type TEXT NOT NULL,
-            lmt_price REAL,
-            aux_price REAL,
-            tif TEXT NOT NULL,
-            oca_group TEXT NOT NULL,
-            status TEXT NOT NULL,
-            filled INTEGER NOT NULL,
-            remaining INTEGER NOT NULL,
-            avg_fill_price REAL,
-            created REAL NOT NULL,
-            updated REAL NOT NULL
-        )""",
-        "CREATE INDEX orders_intent ON orders (intent_ref)",
-        "CREATE INDEX orders_perm ON orders (perm_id)",
-        "CREATE INDEX orders_client_order ON orders (client_id, order_id)",
-        """CREATE TABLE order_status (
-            id INTEGER PRIMARY KEY,
-            ref TEXT NOT NULL REFERENCES orders (ref),
-            time REAL NOT NULL,
-            status TEXT NOT NULL,
-            filled INTEGER NOT NULL,
-            remaining INTEGER NOT NULL,
-            detail TEXT NOT NULL
-        )""",
-        "CREATE INDEX order_status_ref ON order_status (ref)",
-        # order_ref is no foreign key on purpose: a fill is never refused, even one of an
-        # order the journal does not know.
-        """CREATE TABLE executions (
-            exec_id TEXT PRIMARY KEY,
-            order_ref TEXT,
-            perm_id INTEGER,
-            order_id INTEGER,
-            client_id INTEGER,
-            time REAL NOT NULL,
-            day TEXT NOT NULL,
-            con_id INTEGER NOT NULL,
-            account TEXT NOT NULL,
-            side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
-            shares INTEGER NOT NULL CHECK (shares > 0),
-            price REAL NOT NULL,
-            cum_qty INTEGER NOT NULL,
-            avg_price REAL NOT NULL,
-            commission REAL,
-            realized_pnl REAL
-        )""",
-        "CREATE INDEX executions_day ON executions (day)",
-        "CREATE INDEX executions_con ON executions (con_id, account)",
-        "CREATE INDEX executions_order ON executions (order_ref)",
-        """CREATE TABLE positions (
-            id INTEGER PRIMARY KEY,
-            time REAL NOT NULL,
-            con_id INTEGER NOT NULL,
-            account TEXT NOT NULL,
-            broker_qty INTEGER,
-            journal_qty INTEGER NOT NULL,
-            avg_cost REAL,
-            source TEXT NOT NULL
-        )""",
-        """CREATE TABLE daily_pnl (
-            day TEXT PRIMARY KEY,
-            realized REAL NOT NULL,
-            unrealized REAL,
-            commissions REAL NOT NULL,
-            net REAL,
-            updated REAL NOT NULL
-        )""",
-        """CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            time REAL NOT NULL,
-            kind TEXT NOT NULL,
-            detail TEXT NOT NULL
-        )""",
-        "CREATE INDEX events_kind ON events (kind)",
-    ),
+__all__ = [
+    "ABANDONED",
+    "DONE_ORDER_STATUSES",
+    "INTENT_STATUSES",
+    "JOURNALED",
+    "MIGRATIONS",
+    "ORDER_ACTIONS",
+    "ORDER_ROLES",
+    "UNSET_DOUBLE",
+    "DailyPnl",
+    "EventRow",
+    "ExecRow",
+    "FillOutcome",
+    "IntentRow",
+    "Journal",
+    "JournalError",
+    "NewOrder",
+    "OrderRow",
+    "PositionRow",
+    "StatusRow",
 ]
 
+log = structlog.get_logger("daemon.trading.journal")
 
-class JournalError(Exception):
-    """The journal file cannot be used, or a write broke its integrity (nothing was written)."""
-
-
-# --- rows -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IntentRow:
-    ref: str
-    time: float
-    day: str
-    target: int
-    entry: str
-    offset_ticks: int
-    stop_ticks: int
-    target_ticks: int
-    reason: str
-    status: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewOrder:
-    """An order as journaled before it is sent: status ``Journaled``, nothing filled."""
-
-    ref: str  # the orderRef sent to IB
-    role: str
-    client_id: int
-    action: str
-    quantity: int
-    order_type: str
-    created: float
-    intent_ref: str | None = None
-    order_id: int | None = None
-    perm_id: int | None = None
-    parent_ref: str | None = None
-    lmt_price: float | None = None
-    aux_price: float | None = None
-    tif: str = "DAY"
-    oca_group: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    ref: str
-    intent_ref: str | None
-    role: str
-    client_id: int
-    order_id: int | None
-    perm_id: int | None
-    parent_ref: str | None
-    action: str
-    quantity: int
-    order_type: str
-    lmt_price: float | None
-    aux_price: float | None
-    tif: str
-    oca_group: str
-    status: str
-    filled: int
-    remaining: int
-    avg_fill_price: float | None
-    created: float
-    updated: float
-
-    @property
-    def live(self) -> bool:
-        """Not in a final state: journaled, pending or working at the broker."""
-        return self.status not in DONE_ORDER_STATUSES
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRow:
-    """One change of an order's status or filled quantity."""
-
-    ref: str
-    time: float
-    status: str
-    filled: int
-    remaining: int
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExecRow:
-    """One fill. ``side`` is BUY or SELL (IB's BOT/SLD are accepted and stored as such)."""
-
-    exec_id: str
-    order_ref: str | None  # None: not an order the journal knows
-    perm_id: int | None
-    order_id: int | None
-    client_id: int | None
-    time: float
-    day: str  # trading day, YYYY-MM-DD
-    con_id: int
-    account: str
-    side: str
-    shares: int
-    price: float
-    cum_qty: int
-    avg_price: float
-    commission: float | None = None  # None until the commission report
-    realized_pnl: float | None = None  # IB's, from the commission report
-
-
-@dataclass(frozen=True, slots=True)
-class PositionRow:
-    time: float
-    con_id: int
-    account: str
-    broker_qty: int | None
-    journal_qty: int
-    avg_cost: float | None
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class DailyPnl:
-    day: str
-    realized: float
-    unrealized: float | None  # None: a position had no mark
-    commissions: float
-    net: float | None
-    updated: float
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    id: int
-    time: float
-    kind: str
-    detail: str  # JSON object, sorted keys
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """``detail`` decoded."""
-        decoded: dict[str, Any] = json.loads(self.detail)
-        return decoded
-
-
-def _columns(row_type: type) -> str:
-    return ", ".join(f.name for f in fields(row_type))
-
-
-def _insert(table: str, row_type: type) -> str:
-    marks = ", ".join("?" * len(fields(row_type)))
-    return f"INSERT INTO {table} ({_columns(row_type)}) VALUES ({marks})"
-
-
-_INTENT_COLS: Final = _columns(IntentRow)
-_ORDER_COLS: Final = _columns(OrderRow)
-_STATUS_COLS: Final = _columns(StatusRow)
-_EXEC_COLS: Final = _columns(ExecRow)
-_POSITION_COLS: Final = _columns(PositionRow)
-_DAILY_COLS: Final = _columns(DailyPnl)
-_EVENT_COLS: Final = _columns(EventRow)
-_INSERT_INTENT: Final = _insert("intents", IntentRow)
-_INSERT_ORDER: Final = _insert("orders", OrderRow)
-_INSERT_STATUS: Final = _insert("order_status", StatusRow)
-_INSERT_EXEC: Final = _insert("executions", ExecRow)
-_INSERT_POSITION: Final = _insert("positions", PositionRow)
-_INSERT_DAILY: Final = _insert("daily_pnl", DailyPnl)
-_DONE_SQL: Final = ", ".join(f"'{s}'" for s in sorted(DONE_ORDER_STATUSES))
+# Rows a restart would read back: compared between this connection and a fresh one.
+_FINGERPRINT: Final = (
+    "SELECT (SELECT count(*) FROM executions), (SELECT count(*) FROM orders), "
+    "(SELECT coalesce(max(id), 0) FROM order_status), (SELECT coalesce(max(id), 0) FROM events)"
+)
 
 
 # --- the journal ----------------------------------------------------------------------------
@@ -326,6 +111,9 @@ class Journal:
         self._path = Path(path)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            from daemon.runtime.statedir import touch_private
+
+            touch_private(self._path)  # 0600 before SQLite: its -wal/-shm copy the file's mode
             self._db = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as e:
             raise JournalError(f"cannot open journal {self._path}: {e}") from e
@@ -400,6 +188,29 @@ class Journal:
     def schema_version(self) -> int:
         return self._user_version()
 
+    def check_on_disk(self) -> str | None:
+        """What a new connection (the next start) would find wrong, or None: the file must open
+        and hold what this connection committed. A damaged WAL shows only this way while the
+        process runs (its own connection keeps reading the pages it has)."""
+        try:
+            other = sqlite3.connect(f"{self._path.resolve().as_uri()}?mode=ro", uri=True)
+        except (OSError, sqlite3.Error) as e:
+            return f"journal {self._path} cannot be opened again: {e}"
+        try:
+            theirs = other.execute(_FINGERPRINT).fetchone()
+        except sqlite3.Error as e:
+            return f"journal {self._path} is damaged on disk: {e}"
+        finally:
+            other.close()
+        ours = self._db.execute(_FINGERPRINT).fetchone()
+        if tuple(theirs) != tuple(ours):
+            return (
+                f"journal {self._path} on disk differs from what was written (rows of "
+                f"executions, orders, status history, events: disk {tuple(theirs)}, "
+                f"written {tuple(ours)})"
+            )
+        return None
+
     def close(self) -> None:
         """Close the connection (idempotent). Every write is already committed."""
         self._db.close()
@@ -441,7 +252,7 @@ class Journal:
         """
         if not prefix:
             raise ValueError("prefix must not be empty")
-        _check_day(day)
+        check_day(day)
         head = f"{prefix}-{day.replace('-', '')}-"
         row = self._db.execute(
             "SELECT count(*), max(CAST(substr(ref, ?) AS INTEGER)) FROM intents "
@@ -469,9 +280,9 @@ class Journal:
         """Store an intent; a ref already journaled raises `JournalError`."""
         if not ref:
             raise ValueError("intent ref must not be empty")
-        _check_time(time)
-        _check_day(day)
-        _check_intent_status(status)
+        check_time(time)
+        check_day(day)
+        check_intent_status(status)
         try:
             entry = EntryType(entry).value
         except ValueError:
@@ -480,11 +291,11 @@ class Journal:
             ref, time, day, target, entry, offset_ticks, stop_ticks, target_ticks, reason, status,
             detail,
         )  # fmt: skip
-        self._write(_INSERT_INTENT, values, f"intent {ref!r} not recorded")
+        self._write(INSERT_INTENT, values, f"intent {ref!r} not recorded")
 
     def set_intent_status(self, ref: str, status: str, detail: str = "") -> bool:
         """Set an intent's status and detail; False when the ref is unknown."""
-        _check_intent_status(status)
+        check_intent_status(status)
         cursor = self._write(
             "UPDATE intents SET status = ?, detail = ? WHERE ref = ?",
             (status, detail, ref),
@@ -493,17 +304,17 @@ class Journal:
         return cursor.rowcount == 1
 
     def intent(self, ref: str) -> IntentRow | None:
-        row = self._db.execute(f"SELECT {_INTENT_COLS} FROM intents WHERE ref = ?", (ref,))
+        row = self._db.execute(f"SELECT {INTENT_COLS} FROM intents WHERE ref = ?", (ref,))
         found = row.fetchone()
         return IntentRow(*found) if found else None
 
     def intents(self, day: str | None = None) -> list[IntentRow]:
         """Intents (of one trading day, or all) by time."""
         if day is None:
-            rows = self._db.execute(f"SELECT {_INTENT_COLS} FROM intents ORDER BY time, rowid")
+            rows = self._db.execute(f"SELECT {INTENT_COLS} FROM intents ORDER BY time, rowid")
         else:
             rows = self._db.execute(
-                f"SELECT {_INTENT_COLS} FROM intents WHERE day = ? ORDER BY time, rowid", (day,)
+                f"SELECT {INTENT_COLS} FROM intents WHERE day = ? ORDER BY time, rowid", (day,)
             )
         return [IntentRow(*row) for row in rows]
 
@@ -516,7 +327,7 @@ class Journal:
         ``intent_ref`` or ``parent_ref`` raises `JournalError`. Either way nothing is written.
         """
         for row in rows:
-            _check_new_order(row)
+            check_new_order(row)
         orders = [
             (o.ref, o.intent_ref, o.role, o.client_id, o.order_id, o.perm_id, o.parent_ref,
              o.action, o.quantity, o.order_type, o.lmt_price, o.aux_price, o.tif, o.oca_group,
@@ -526,8 +337,8 @@ class Journal:
         history = [(o.ref, o.created, JOURNALED, 0, o.quantity, "") for o in rows]
         refs = ", ".join(o.ref for o in rows)
         with self._transaction(f"orders not recorded ({refs})") as db:
-            db.executemany(_INSERT_ORDER, orders)
-            db.executemany(_INSERT_STATUS, history)
+            db.executemany(INSERT_ORDER, orders)
+            db.executemany(INSERT_STATUS, history)
 
     def update_order(
         self,
@@ -547,7 +358,7 @@ class Journal:
         A history row (with ``detail``) is added when the status or the filled quantity
         changed. Nothing is written when no field changes.
         """
-        _check_time(time)
+        check_time(time)
         if status is not None and not status:
             raise ValueError("status must not be empty")
         for name, quantity in (("filled", filled), ("remaining", remaining)):
@@ -583,19 +394,19 @@ class Journal:
             if "status" in changes or "filled" in changes:
                 new = old | changes
                 db.execute(
-                    _INSERT_STATUS,
+                    INSERT_STATUS,
                     (ref, time, new["status"], new["filled"], new["remaining"], detail),
                 )
         return True
 
     def order(self, ref: str) -> OrderRow | None:
-        found = self._db.execute(f"SELECT {_ORDER_COLS} FROM orders WHERE ref = ?", (ref,))
+        found = self._db.execute(f"SELECT {ORDER_COLS} FROM orders WHERE ref = ?", (ref,))
         row = found.fetchone()
         return OrderRow(*row) if row else None
 
     def order_by_perm(self, perm_id: int) -> OrderRow | None:
         found = self._db.execute(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE perm_id = ? "
+            f"SELECT {ORDER_COLS} FROM orders WHERE perm_id = ? "
             "ORDER BY created DESC, rowid DESC LIMIT 1",
             (perm_id,),
         ).fetchone()
@@ -605,7 +416,7 @@ class Journal:
         """The newest order with this client and order id (IB order ids may repeat when the
         gateway's id sequence is reset)."""
         found = self._db.execute(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE client_id = ? AND order_id = ? "
+            f"SELECT {ORDER_COLS} FROM orders WHERE client_id = ? AND order_id = ? "
             "ORDER BY created DESC, rowid DESC LIMIT 1",
             (client_id, order_id),
         ).fetchone()
@@ -614,27 +425,38 @@ class Journal:
     def orders(self, *, live_only: bool = False) -> list[OrderRow]:
         """Orders by creation; ``live_only`` leaves out Filled, Cancelled, ApiCancelled,
         Inactive and Abandoned ones."""
-        where = f" WHERE status NOT IN ({_DONE_SQL})" if live_only else ""
-        rows = self._db.execute(f"SELECT {_ORDER_COLS} FROM orders{where} ORDER BY created, rowid")
+        where = f" WHERE status NOT IN ({DONE_SQL})" if live_only else ""
+        rows = self._db.execute(f"SELECT {ORDER_COLS} FROM orders{where} ORDER BY created, rowid")
         return [OrderRow(*row) for row in rows]
 
     def order_history(self, ref: str) -> list[StatusRow]:
         """Status changes of one order, oldest first (the first is ``Journaled``)."""
         rows = self._db.execute(
-            f"SELECT {_STATUS_COLS} FROM order_status WHERE ref = ? ORDER BY id", (ref,)
+            f"SELECT {STATUS_COLS} FROM order_status WHERE ref = ? ORDER BY id", (ref,)
         )
         return [StatusRow(*row) for row in rows]
 
     # --- executions -------------------------------------------------------------------------
 
     def record_execution(self, execution: ExecRow) -> bool:
-        """Store a fill (``side`` BUY/SELL or IB's BOT/SLD, stored as BUY/SELL). True when new,
-        False when its exec_id is already journaled: the stored row is then left as it is."""
+        """`record_fill`, True when the fill is new or corrects an earlier version."""
+        outcome, _ = self.record_fill(execution)
+        return outcome in (FillOutcome.NEW, FillOutcome.CORRECTION)
+
+    def record_fill(self, execution: ExecRow) -> tuple[FillOutcome, ExecRow | None]:
+        """Store a fill (``side`` BUY/SELL or IB's BOT/SLD, stored as BUY/SELL), in one
+        transaction, and say what that did (with the row a correction replaced).
+
+        An execId journaled already is left as it is. A correction (same execId up to the
+        final period, a higher suffix) replaces the row of the version it corrects, commission
+        included (its own report follows), and the replaced row is kept in `exec_corrections`;
+        an older version arriving after its correction changes nothing.
+        """
         e = execution
         if not e.exec_id:
             raise ValueError("exec_id must not be empty")
-        _check_time(e.time)
-        _check_day(e.day)
+        check_time(e.time)
+        check_day(e.day)
         if isinstance(e.shares, bool) or not isinstance(e.shares, int) or e.shares <= 0:
             raise ValueError(f"shares must be an int > 0, got {e.shares!r}")
         for name, value in (("price", e.price), ("avg_price", e.avg_price)):
@@ -643,36 +465,88 @@ class Journal:
         row = (
             e.exec_id, e.order_ref, e.perm_id, e.order_id, e.client_id, e.time, e.day, e.con_id,
             e.account, normalize_side(e.side), e.shares, e.price, e.cum_qty, e.avg_price,
-            _check_commission(e.commission), _realized_pnl(e.realized_pnl),
+            check_commission(e.commission), check_realized_pnl(e.realized_pnl),
         )  # fmt: skip
-        cursor = self._write(
-            f"{_INSERT_EXEC} ON CONFLICT (exec_id) DO NOTHING",
-            row,
-            f"execution {e.exec_id!r} not recorded",
+        with self._transaction(f"execution {e.exec_id!r} not recorded") as db:
+            if db.execute("SELECT 1 FROM executions WHERE exec_id = ?", (e.exec_id,)).fetchone():
+                return FillOutcome.DUPLICATE, None
+            version = exec_version(e.exec_id)
+            earlier = None if version is None else self.other_version(version)
+            if earlier is None:
+                db.execute(INSERT_EXEC, row)
+                return FillOutcome.NEW, None
+            known = exec_version(earlier.exec_id)
+            if known is None or version is None or not version.supersedes(known):
+                return FillOutcome.SUPERSEDED, None
+            db.execute("DELETE FROM executions WHERE exec_id = ?", (earlier.exec_id,))
+            db.execute(INSERT_EXEC, row)
+            db.execute(
+                "INSERT INTO exec_corrections (time, exec_id, replaced_exec_id, replaced) "
+                "VALUES (?, ?, ?, ?)",
+                (e.time, e.exec_id, earlier.exec_id, json.dumps(asdict(earlier), sort_keys=True)),
+            )
+        return FillOutcome.CORRECTION, earlier
+
+    def other_version(self, version: ExecVersion) -> ExecRow | None:
+        """The journaled version of the fill ``version`` names, if any (at most one is kept)."""
+        pattern = version.stem.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._db.execute(
+            f"SELECT {EXEC_COLS} FROM executions WHERE exec_id LIKE ? ESCAPE '\\'",
+            (pattern + ".%",),
         )
-        return cursor.rowcount == 1
+        for found in rows:
+            other = exec_version(found[0])
+            if other is not None and other.stem == version.stem:
+                return ExecRow(*found)
+        return None
+
+    def execution(self, exec_id: str) -> ExecRow | None:
+        """The journaled fill with exactly this execId."""
+        found = self._db.execute(
+            f"SELECT {EXEC_COLS} FROM executions WHERE exec_id = ?", (exec_id,)
+        )
+        row = found.fetchone()
+        return ExecRow(*row) if row else None
+
+    def corrections(self, exec_id: str | None = None) -> list[tuple[str, ExecRow]]:
+        """(correcting execId, the row it replaced), oldest first; of one execId if given."""
+        where, params = where_clause(("exec_id", exec_id))
+        rows = self._db.execute(
+            f"SELECT exec_id, replaced FROM exec_corrections{where} ORDER BY id", params
+        )
+        return [(new, ExecRow(**json.loads(old))) for new, old in rows]
+
+    def order_fills(self, order_ref: str, *, without: str | None = None) -> int:
+        """Shares journaled as filled for one order (leaving out the execId ``without``)."""
+        row = self._db.execute(
+            "SELECT coalesce(sum(shares), 0) FROM executions WHERE order_ref = ? "
+            "AND exec_id IS NOT ?",
+            (order_ref, without),
+        ).fetchone()
+        filled: int = row[0]
+        return filled
 
     def set_commission(self, exec_id: str, commission: float, realized_pnl: float | None) -> bool:
         """Attach a commission report; False when the exec_id is unknown. IB's unset
         realized PnL (1.797e308) is stored as None."""
         cursor = self._write(
             "UPDATE executions SET commission = ?, realized_pnl = ? WHERE exec_id = ?",
-            (_check_commission(commission), _realized_pnl(realized_pnl), exec_id),
+            (check_commission(commission), check_realized_pnl(realized_pnl), exec_id),
             f"commission of {exec_id!r} not recorded",
         )
         return cursor.rowcount == 1
 
     def executions(self, *, day: str | None = None, con_id: int | None = None) -> list[ExecRow]:
         """Fills by time, optionally of one trading day and/or one contract."""
-        where, params = _where(("day", day), ("con_id", con_id))
+        where, params = where_clause(("day", day), ("con_id", con_id))
         rows = self._db.execute(
-            f"SELECT {_EXEC_COLS} FROM executions{where} ORDER BY time, rowid", params
+            f"SELECT {EXEC_COLS} FROM executions{where} ORDER BY time, rowid", params
         )
         return [ExecRow(*row) for row in rows]
 
     def journal_position(self, con_id: int, account: str | None = None) -> int:
         """Σ signed shares of every journaled fill of a contract (and account)."""
-        where, params = _where(("con_id", con_id), ("account", account))
+        where, params = where_clause(("con_id", con_id), ("account", account))
         row = self._db.execute(
             "SELECT coalesce(sum(CASE side WHEN 'BUY' THEN shares ELSE -shares END), 0) "
             f"FROM executions{where}",
@@ -694,19 +568,17 @@ class Journal:
         source: str,
     ) -> None:
         """Store a position snapshot (``source``: what took it, e.g. ``reconcile``)."""
-        _check_time(time)
+        check_time(time)
         self._write(
-            _INSERT_POSITION,
+            INSERT_POSITION,
             (time, con_id, account, broker_qty, journal_qty, avg_cost, source),
             "position not recorded",
         )
 
     def positions(self, con_id: int | None = None) -> list[PositionRow]:
         """Position snapshots, oldest first."""
-        where, params = _where(("con_id", con_id))
-        rows = self._db.execute(
-            f"SELECT {_POSITION_COLS} FROM positions{where} ORDER BY id", params
-        )
+        where, params = where_clause(("con_id", con_id))
+        rows = self._db.execute(f"SELECT {POSITION_COLS} FROM positions{where} ORDER BY id", params)
         return [PositionRow(*row) for row in rows]
 
     def upsert_daily_pnl(
@@ -719,8 +591,8 @@ class Journal:
         time: float,
     ) -> None:
         """Store or replace one trading day's PnL (USD)."""
-        _check_day(day)
-        _check_time(time)
+        check_day(day)
+        check_time(time)
         for name, value in (
             ("realized", realized),
             ("unrealized", unrealized),
@@ -730,7 +602,7 @@ class Journal:
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value!r}")
         self._write(
-            f"{_INSERT_DAILY} ON CONFLICT (day) DO UPDATE SET realized = excluded.realized, "
+            f"{INSERT_DAILY} ON CONFLICT (day) DO UPDATE SET realized = excluded.realized, "
             "unrealized = excluded.unrealized, commissions = excluded.commissions, "
             "net = excluded.net, updated = excluded.updated",
             (day, realized, unrealized, commissions, net, time),
@@ -738,7 +610,7 @@ class Journal:
         )
 
     def daily_pnl(self, day: str) -> DailyPnl | None:
-        found = self._db.execute(f"SELECT {_DAILY_COLS} FROM daily_pnl WHERE day = ?", (day,))
+        found = self._db.execute(f"SELECT {DAILY_COLS} FROM daily_pnl WHERE day = ?", (day,))
         row = found.fetchone()
         return DailyPnl(*row) if row else None
 
@@ -747,13 +619,13 @@ class Journal:
         dataclasses as objects, paths as strings)."""
         if not kind:
             raise ValueError("event kind must not be empty")
-        _check_time(time)
+        check_time(time)
         try:
-            text = json.dumps(detail, sort_keys=True, default=_json_default, allow_nan=False)
+            text = json.dumps(detail, sort_keys=True, default=json_default, allow_nan=False)
         except ValueError as e:  # NaN or infinity
             raise ValueError(f"event {kind!r} detail is not valid JSON: {e}") from e
         self._write(
-            f"INSERT INTO events ({_EVENT_COLS}) VALUES (NULL, ?, ?, ?)",
+            f"INSERT INTO events ({EVENT_COLS}) VALUES (NULL, ?, ?, ?)",
             (time, kind, text),
             f"event {kind!r} not recorded",
         )
@@ -762,91 +634,9 @@ class Journal:
         """Events (of one kind, or all), newest last; ``limit`` keeps the newest ones."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit!r}")
-        where, params = _where(("kind", kind))
+        where, params = where_clause(("kind", kind))
         newest = self._db.execute(
-            f"SELECT {_EVENT_COLS} FROM events{where} ORDER BY id DESC LIMIT ?",
+            f"SELECT {EVENT_COLS} FROM events{where} ORDER BY id DESC LIMIT ?",
             (*params, -1 if limit is None else limit),
         ).fetchall()
         return [EventRow(*row) for row in reversed(newest)]
-
-
-# --- checks ---------------------------------------------------------------------------------
-
-
-def _where(*conditions: tuple[str, object]) -> tuple[str, tuple[object, ...]]:
-    """`` WHERE a = ? AND b = ?`` for the conditions whose value is not None."""
-    given = [(column, value) for column, value in conditions if value is not None]
-    if not given:
-        return "", ()
-    return " WHERE " + " AND ".join(f"{c} = ?" for c, _ in given), tuple(v for _, v in given)
-
-
-def _check_day(day: str) -> None:
-    try:
-        if _DAY.fullmatch(day):
-            date.fromisoformat(day)
-            return
-    except ValueError:
-        pass
-    raise ValueError(f"day must be a date as YYYY-MM-DD, got {day!r}")
-
-
-def _check_time(time: float) -> None:
-    if not math.isfinite(time):
-        raise ValueError(f"time must be finite epoch seconds, got {time!r}")
-
-
-def _check_intent_status(status: str) -> None:
-    if status not in INTENT_STATUSES:
-        raise ValueError(f"intent status must be one of {sorted(INTENT_STATUSES)}, got {status!r}")
-
-
-def _check_new_order(order: NewOrder) -> None:
-    def bad(field: str, why: str) -> ValueError:
-        return ValueError(f"order {order.ref!r}: {field} {why}")
-
-    if not order.ref:
-        raise ValueError("order ref must not be empty")
-    if order.role not in ORDER_ROLES:
-        raise bad("role", f"must be one of {sorted(ORDER_ROLES)}, got {order.role!r}")
-    if order.action not in ORDER_ACTIONS:
-        raise bad("action", f"must be BUY or SELL, got {order.action!r}")
-    if isinstance(order.quantity, bool) or not isinstance(order.quantity, int):
-        raise bad("quantity", f"must be an int, got {order.quantity!r}")
-    if order.quantity <= 0:
-        raise bad("quantity", f"must be > 0, got {order.quantity!r}")
-    if not order.order_type:
-        raise bad("order_type", "must not be empty")
-    for name, price in (("lmt_price", order.lmt_price), ("aux_price", order.aux_price)):
-        if price is not None and not math.isfinite(price):
-            raise bad(name, f"must be finite, got {price!r}")
-    if order.order_type == "LMT" and order.lmt_price is None:
-        raise bad("lmt_price", "is required for a LMT order")
-    if order.order_type == "STP" and order.aux_price is None:
-        raise bad("aux_price", "(the stop price) is required for a STP order")
-    if not math.isfinite(order.created):
-        raise bad("created", f"must be finite epoch seconds, got {order.created!r}")
-
-
-def _check_commission(commission: float | None) -> float | None:
-    if commission is not None and not math.isfinite(commission):
-        raise ValueError(f"commission must be finite, got {commission!r}")
-    return commission
-
-
-def _realized_pnl(value: float | None) -> float | None:
-    if value is None or value == UNSET_DOUBLE:
-        return None
-    if not math.isfinite(value):
-        raise ValueError(f"realized_pnl must be finite, got {value!r}")
-    return value
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"event detail value of type {type(value).__name__} is not JSON-serialisable")

@@ -80,3 +80,25 @@ class Refusal:
 
     rule: str
     detail: str
+
+
+def intent_problem(intent: object) -> str | None:
+    """What makes a strategy's intent unusable, in words; None when it is well formed.
+
+    The stop and the target must be at least a tick away (the trader places them on the right
+    side of the entry), the target position and every distance whole numbers.
+    """
+    if not isinstance(intent, Intent):
+        return f"not an Intent but {type(intent).__name__}"
+    for name in ("target", "stop_ticks", "target_ticks", "offset_ticks"):
+        value = getattr(intent, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{name} {value!r} is not a whole number"
+    entry: object = intent.entry  # a strategy may hand in anything: checked, not trusted
+    if not isinstance(entry, EntryType):
+        return f"entry {entry!r} is not LMT or MKT"
+    if intent.stop_ticks <= 0:
+        return f"stop_ticks {intent.stop_ticks} must be > 0: the stop goes on the losing side"
+    if intent.target_ticks <= 0:
+        return f"target_ticks {intent.target_ticks} must be > 0: the target on the winning side"
+    return None

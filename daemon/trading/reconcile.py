@@ -1,21 +1,24 @@
 """After every (re)connect: the broker's orders, executions and positions against the journal.
 
-The broker is the source of truth. Open and completed orders and the executions of the day are
-requested again (the executor's taps journal them: fills missed while away are recovered, each
-execId once); journaled orders the broker never heard of were never sent (a crash between the
-journal write and the send) and are abandoned, never re-sent; anything else that differs — an
-acknowledged order the broker does not know, a position that does not add up — is a mismatch,
-spelled out so the operator can see exactly what differs.
+The broker is the source of truth. Open and completed orders and the executions of the day (of
+this instance's client ids only: another client's fills are never ours) are requested again
+(the executor's taps journal them: fills missed while away are recovered, each execId once, a
+correction in place of what it corrects); journaled orders the broker never heard of were never
+sent (a crash between the journal write and the send) and are abandoned, never re-sent; anything
+else that differs — an acknowledged order the broker does not know, a position that does not add
+up — is a mismatch, spelled out so the operator can see exactly what differs.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
 from ib_async import IB, ExecutionFilter
 
+from daemon.trading.closing import BrokerPositions
 from daemon.trading.execution import Executor
 from daemon.trading.journal import Journal
 from daemon.trading.orders import JOURNALED
@@ -45,13 +48,18 @@ async def reconcile(
     account: str,
     offsets: dict[int, int],
     wait_s: float,
+    positions_of: BrokerPositions,
+    client_ids: Sequence[int],
 ) -> ReconcileResult:
     """Fetch the broker's state, journal what was missed, and list what differs."""
     result = ReconcileResult()
     await asyncio.wait_for(ib.reqOpenOrdersAsync(), wait_s)
     await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=True), wait_s)
-    await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter()), wait_s)
-    positions = await asyncio.wait_for(ib.reqPositionsAsync(), wait_s)
+    for client_id in dict.fromkeys(client_ids):
+        await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter(clientId=client_id)), wait_s)
+    positions = await positions_of.request(wait_s)
+    if positions is None:
+        raise TimeoutError(f"positions not answered within {wait_s:g} s")
 
     abandon = []
     for rec in executor.live():
@@ -85,7 +93,7 @@ async def reconcile(
         theirs = broker.get(con_id, 0)
         if ours != theirs:
             result.mismatches.append(
-                f"position in {names.get(con_id, con_id)} (conId {con_id}): broker {theirs}, "
-                f"journal {ours}"
+                f"position in {names.get(con_id, con_id)} (conId {con_id}): account at the "
+                f"broker {theirs}, this instance's journaled fills {ours}"
             )
     return result

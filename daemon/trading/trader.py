@@ -11,7 +11,6 @@ any order is allowed; a mismatch halts trading and says what differs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -30,11 +29,23 @@ from daemon.flow.features import Bar
 from daemon.flow.sessions import SessionSchedule
 from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import Settings
+from daemon.trading.alarms import Alarms
+from daemon.trading.closing import BrokerPositions, Closer, FlattenResult
 from daemon.trading.execution import Executor, FillReport, round_to_tick
-from daemon.trading.journal import Journal
+from daemon.trading.instance import PrefixClaim
+from daemon.trading.journal import Journal, JournalError
 from daemon.trading.ledger import ES_MULTIPLIER, DayLedger, Ledger
-from daemon.trading.model import EntryType, Intent, Refusal, StrategyView, TradeUpdate, TradingState
+from daemon.trading.model import (
+    EntryType,
+    Intent,
+    Refusal,
+    StrategyView,
+    TradeUpdate,
+    TradingState,
+    intent_problem,
+)
 from daemon.trading.orders import JOURNALED, OrderRecord, Role
+from daemon.trading.ownership import Ownership
 from daemon.trading.reconcile import reconcile
 from daemon.trading.risk import OrderCheck, OrderKind, RiskContext, RiskManager
 from daemon.trading.strategy import Strategy
@@ -43,7 +54,6 @@ from daemon.trading.strays import StrayWatch, stray_children
 log = structlog.get_logger("daemon.trading.trader")
 
 CME_ZONE = ZoneInfo("America/Chicago")
-FLATTEN_WAIT_S = 5.0  # for the broker to confirm the cancels, then the closing fill
 _ACCEPTED = frozenset({"PreSubmitted", "Submitted", "Filled"})
 
 
@@ -84,6 +94,8 @@ class Trader:
         self.journal = journal
         self.strategy = strategy
         self.risk = RiskManager(settings.risk, clock=clock, on_state=self._on_state)
+        self._wall = wall
+        self.alarms = Alarms(self.risk, self._event, wall)
         self.executor = Executor(
             conn.ib,
             journal,
@@ -91,10 +103,31 @@ class Trader:
             on_fill=self._on_fill,
             on_order=self._on_order,
             on_reject=self._on_reject,
+            on_anomaly=self.alarms.anomaly,
+            on_journal_error=self.alarms.journal_failed,
+            ownership=Ownership(
+                settings.execution.order_ref_prefix,
+                (settings.ib.client_id, *settings.ib.fallback_client_ids),
+                lambda ref: journal.intent(ref) is not None,
+            ),
+            market_price=lambda: flow.features.last_price,
             day_of=lambda t: trading_day(schedule, t),
             wall=wall,
         )
-        self._wall = wall
+        self.positions = BrokerPositions(conn.ib, lambda: self.conn.account or "")
+        self.closer = Closer(
+            self.executor,
+            self.risk,
+            self.positions,
+            settings.execution.confirm_timeout_s,
+            self._con_id,
+            lambda: self._context(self.flow.features.clock or 0.0, None),
+            self._journal_closing,
+            self._wait,
+        )
+        self.last_flatten: dict[str, Any] | None = None
+        self.claim = PrefixClaim(settings.execution.order_ref_prefix, settings.ib.host)
+        self._disk_checked = wall()
         self.reconciled = False
         self.last_reconcile: dict[str, Any] | None = None
         self.mismatches: list[str] = []
@@ -114,7 +147,7 @@ class Trader:
         self._fills_at_disconnect = 0
         self._volume_seen = 0.0
         self._changed = asyncio.Event()
-        self._flattening: asyncio.Task[None] | None = None
+        self._flattening: asyncio.Task[FlattenResult] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._load_offsets()
         self.rebuild_pnl()
@@ -127,7 +160,14 @@ class Trader:
         """Every market event: into the extractor; accepted trades to a strategy that wants them."""
         flow = self.flow
         flow.on_event(ev)
-        if not self.strategy.wants_trades or flow.trades == self._trades_seen:
+        if flow.trades == self._trades_seen or self.alarms.strategy_error is not None:
+            return
+        try:
+            wants = self.strategy.wants_trades
+        except Exception as exc:
+            self.alarms.strategy_failed(exc, "wants_trades")
+            return
+        if not wants:
             return
         count = flow.trades - self._trades_seen
         self._trades_seen = flow.trades
@@ -138,16 +178,45 @@ class Trader:
         if last is None or t is None:
             return
         update = TradeUpdate(time=t, price=last, size=size, trades=count)
-        intent = self.strategy.on_trade(update, self.view(t, None))
+        try:
+            intent = self.strategy.on_trade(update, self.view(t, None))
+        except Exception as exc:
+            self.alarms.strategy_failed(exc, "on_trade")
+            return
         if intent is not None:
-            self.handle_intent(intent, t, None)
+            self._act(intent, t, None)
 
     def on_bar(self, bar: Bar) -> None:
         """A closed bar: the strategy decides with the full flow state."""
+        if self.alarms.strategy_error is not None:
+            return
         state = self.flow.state()
-        intent = self.strategy.on_bar(bar, self.view(bar.end, state))
+        try:
+            intent = self.strategy.on_bar(bar, self.view(bar.end, state))
+        except Exception as exc:
+            self.alarms.strategy_failed(exc, "on_bar")
+            return
         if intent is not None:
-            self.handle_intent(intent, bar.end, state)
+            self._act(intent, bar.end, state)
+
+    def _act(self, intent: Intent, now: float, state: FlowState | None) -> None:
+        """A strategy's intent, checked first; a journal that fails on the way halts trading."""
+        problem = intent_problem(intent)
+        if problem is not None:
+            self.risk.refusals["invalid_intent"] += 1
+            self.risk.last_refusals.append((now, "invalid_intent", problem))
+            log.error(
+                "intent_invalid",
+                problem=problem,
+                intent=repr(intent),
+                rate_limited=True,
+                rate_key="intent_invalid",
+            )
+            return
+        try:
+            self.handle_intent(intent, now, state)
+        except JournalError as exc:
+            self.alarms.journal_failed(exc)
 
     # --- what the strategy sees ---
 
@@ -176,8 +245,9 @@ class Trader:
         return sum(r.sign * r.remaining for r in self.executor.live() if r.role is Role.ENTRY)
 
     def exiting(self) -> int:
-        """Signed contracts that exits already sent will close (moved targets, exit orders)."""
-        total = 0
+        """Signed contracts that exits already sent will close (moved targets, exit orders, and
+        exit orders still being sized from the broker's position)."""
+        total = self.closer.pending_exits
         for rec in self.executor.live():
             if rec.role is Role.EXIT or (rec.role is Role.TARGET and rec.ref in self._exits_sent):
                 total -= rec.sign * rec.remaining  # a SELL exit closes a long: +remaining
@@ -346,11 +416,9 @@ class Trader:
             self.risk.record_sent(1)
             close -= held
         close -= sum(r.remaining for r in self.executor.live() if r.role is Role.EXIT)
-        if close > 0:
-            check = OrderCheck(OrderKind.EXIT, action, close, price, new_orders=1)
-            if self.risk.check(check, ctx) is None:
-                self.executor.send_close(f"{ref}-X", Role.EXIT, ref, action, close, price, ctx.now)
-                self.risk.record_sent(1)
+        close -= abs(self.closer.pending_exits)
+        if close > 0:  # sized from the broker's position and risk-checked before it goes
+            self._spawn(self.closer.send_exit(ref, action, close, price))
 
     def _cancel(self, rec: OrderRecord, ctx: RiskContext | None, reason: str) -> None:
         if rec.status == JOURNALED and rec.perm_id is None and not self.conn.ready:
@@ -427,7 +495,19 @@ class Trader:
         self.reconciled = False
         self.executor.account = self.conn.account or ""
         self.executor.contract = self.market.contract
+        self.claim.claim(self.conn.account or "", self.conn.status.port)  # or exit 78
         self._event("connect", client_id=ib.client.clientId, port=self.conn.status.port)
+        await self._reconcile(ib)
+
+    async def _reconcile(self, ib: IB) -> None:
+        """The broker's state against the journal (see `reconcile`); a journal that cannot be
+        written leaves the position untrusted: no orders until it is."""
+        try:
+            await self._reconcile_now(ib)
+        except JournalError as exc:
+            self.alarms.journal_failed(exc)
+
+    async def _reconcile_now(self, ib: IB) -> None:
         result = await reconcile(
             ib,
             self.executor,
@@ -436,6 +516,8 @@ class Trader:
             account=self.conn.account or "",
             offsets=self.offsets,
             wait_s=self.settings.execution.reconcile_timeout_s,
+            positions_of=self.positions,
+            client_ids=self.executor.ownership.client_ids,
         )
         result.recovered_fills = self.executor.new_fills - self._fills_at_disconnect
         self._fills_at_disconnect = self.executor.new_fills
@@ -518,18 +600,30 @@ class Trader:
 
     def _event(self, kind: str, **detail: Any) -> None:
         """A journal event at wall time, and at the time of the last trade seen (`market_time`:
-        where a report places it, also in a replay that runs faster than the wall clock)."""
+        where a report places it, also in a replay that runs faster than the wall clock). An
+        event the journal cannot take never stops what it records: it raises the alarm."""
         market_time = self.flow.last_trade_time
-        self.journal.record_event(kind, self._wall(), market_time=market_time, **detail)
+        try:
+            self.journal.record_event(kind, self._wall(), market_time=market_time, **detail)
+        except JournalError as exc:
+            self.alarms.journal_failed(exc)
 
     # --- periodic work (the supervisor's monitor calls it once a second) ---
 
     def tick(self, now: float) -> None:
-        """Entry timeouts, the daily loss limit, a pending flip, the day's PnL in the journal."""
+        """Entry timeouts, the daily loss limit, a pending flip, the day's PnL in the journal;
+        a journal that fails on the way halts trading (the next tick tries again)."""
+        try:
+            self._tick(now)
+        except JournalError as exc:
+            self.alarms.journal_failed(exc)
+
+    def _tick(self, now: float) -> None:
         self._roll_day(now)
         self.executor.forget_finished()
         if not self.enabled:
             return
+        self._check_disk()
         net = self.day_net()
         if self.risk.update_pnl(net):
             self._spawn(self._loss_limit())
@@ -566,10 +660,23 @@ class Trader:
                 self.risk.record_sent(1)
         self._resume_flip(now)
 
+    def _check_disk(self) -> None:
+        """Every `trading.journal_check_s`: is the journal on disk what this process wrote? (A
+        damaged WAL shows only to a new connection, i.e. at the next start, otherwise.)"""
+        wall = self._wall()
+        if wall - self._disk_checked < self.settings.trading.journal_check_s:
+            return
+        self._disk_checked = wall
+        problem = self.journal.check_on_disk()
+        if problem is not None:
+            self.alarms.journal_failed(JournalError(problem))
+
     def _cancel_strays(self) -> None:
-        """Cancel stops and targets whose position is gone (see `strays`)."""
+        """Cancel stops and targets whose position is gone (see `strays`) — only while the
+        broker's own word agrees that it is gone: a fill we refused or have not heard of yet
+        must not cost the position its protection."""
         position = self.position
-        if position is None:
+        if position is None or self.positions.last(self._con_id()) != position:
             return
         live = self.executor.live()
         for rec in self._strays.due(stray_children(live, self.executor.orders, position)):
@@ -632,58 +739,26 @@ class Trader:
         if self.risk.flatten_on_loss:
             await self.flatten("daily loss limit")
 
-    async def flatten(self, reason: str) -> dict[str, Any]:
-        """Cancel every order of ours, wait for the broker to confirm, then close the position."""
+    async def flatten(self, reason: str) -> FlattenResult:
+        """Cancel every order of ours, wait for the broker to confirm, then close the position
+        the broker reports (see `closing`); one flatten at a time."""
         if self._flattening is not None and not self._flattening.done():
-            await self._flattening
-            return {"ok": True, "message": "flatten already running; done"}
-        task = asyncio.ensure_future(self._flatten(reason))
-        self._flattening = task
-        await task
-        position = self.position
-        return {
-            "ok": position == 0 and not self.executor.live(),
-            "message": f"flatten ({reason}): position {position}, "
-            f"{len(self.executor.live())} working order(s)",
-        }
-
-    async def _flatten(self, reason: str) -> None:
+            return await self._flattening
         self._event("flatten", reason=reason)
         log.warning("flatten", reason=reason)
-        for rec in self.executor.live():
-            if rec.perm_id is not None or rec.status != JOURNALED:
-                self._cancel(rec, None, f"flatten: {reason}")
-        await self._wait(lambda: not self.executor.live())
-        position = self._flatten_position()
-        if not position:
-            return
-        action = "SELL" if position > 0 else "BUY"
-        ctx = self._context(self.flow.features.clock or 0.0, None)
-        ctx = dataclasses.replace(ctx, position=position, reconciled=True)
-        refusal = self.risk.check(OrderCheck(OrderKind.FLATTEN, action, abs(position), None), ctx)
-        if refusal is not None:
-            log.error("flatten_refused", rule=refusal.rule, detail=refusal.detail)
-            return
-        closing = Intent(0, 0, 0, EntryType.MKT, reason=f"flatten: {reason}")
-        ref = self._journal_intent(closing, ctx.now, status="sent")
-        self.executor.send_close(
-            f"{ref}-F", Role.FLATTEN, ref, action, abs(position), None, ctx.now
-        )
-        self.risk.record_sent(1)
-        await self._wait(lambda: self._flatten_position() == 0 and not self.executor.live())
+        task = asyncio.ensure_future(self.closer.flatten(reason))
+        self._flattening = task
+        result = await task
+        self.last_flatten = result.as_status(self._wall())
+        self._event("flatten_result", ok=result.ok, message=result.message)
+        return result
 
-    def _flatten_position(self) -> int:
-        """Ours when reconciled; the broker's word after a mismatch (it is the truth)."""
-        if self.reconciled:
-            return self._raw_position()
-        con_id = self._con_id()
-        return 0 if con_id is None else self._broker_position(con_id)
+    def _journal_closing(self, reason: str) -> str:
+        """Journal a closing intent (target flat, at market); its ref."""
+        closing = Intent(0, 0, 0, EntryType.MKT, reason=reason)
+        return self._journal_intent(closing, self.flow.features.clock or self._wall(), "sent")
 
-    def _broker_position(self, con_id: int) -> int:
-        """The position the broker last reported (positions subscription) in ``con_id``."""
-        return sum(int(p.position) for p in self.ib.positions() if p.contract.conId == con_id)
-
-    async def _wait(self, done: Callable[[], bool], seconds: float = FLATTEN_WAIT_S) -> bool:
+    async def _wait(self, done: Callable[[], bool], seconds: float) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while not done():
@@ -711,27 +786,41 @@ class Trader:
                 "message": f"HALTED ({reason}); {n} entr{'y' if n == 1 else 'ies'} cancelled",
             }
         if cmd == "resume":
-            return self._resume(reason)
+            return await self._resume(reason)
         if cmd == "flatten":
-            if not self.conn.ready or (not self.reconciled and not self.mismatches):
-                return {"ok": False, "error": "not connected and reconciled; cannot flatten now"}
+            if not self.conn.ready:
+                return {"ok": False, "error": "not connected to the gateway; cannot flatten now"}
             result = await self.flatten(f"operator: {reason}")
-            return {**result, "state": self.risk.state.value}
+            return {"ok": result.ok, "message": result.message, "state": self.risk.state.value}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
-    def _resume(self, reason: str) -> dict[str, Any]:
+    async def _resume(self, reason: str) -> dict[str, Any]:
+        """Back to ACTIVE. After a reconcile mismatch the broker's position is accepted; after
+        an alarm the broker is asked again first (a refused fill's true version, say, is then
+        journaled), and a new mismatch halts again instead of resuming on a guess."""
+        recheck = self.alarms.unresolved and self.conn.ready
         if self.mismatches:
             con_id = self._con_id()
             if con_id is not None and self.last_reconcile is not None:
                 self._adopt_broker_position(con_id)
             self.mismatches = []
             self.reconciled = self.conn.ready
+        self.alarms.resumed()
         self.risk.resume(f"operator: {reason}")
+        if recheck:
+            self.reconciled = False
+            await self._reconcile(self.ib)
+        if self.risk.state is not TradingState.ACTIVE:
+            return {
+                "ok": False,
+                "state": self.risk.state.value,
+                "error": f"halted again: {self.risk.reason}",
+            }
         return {"ok": True, "state": self.risk.state.value, "message": f"ACTIVE ({reason})"}
 
     def _adopt_broker_position(self, con_id: int) -> None:
         """The operator accepted the broker's position after a mismatch: remember the offset."""
-        broker = self._broker_position(con_id)
+        broker = self.positions.last(con_id) or 0
         journal = self.journal.journal_position(con_id)
         offset = broker - journal
         self.offsets[con_id] = offset
@@ -746,19 +835,37 @@ class Trader:
 
     # --- shutdown ---
 
-    async def shutdown(self) -> None:
-        """SIGTERM: keep the brackets working (default), cancel entries, or flatten."""
+    async def shutdown(self) -> bool:
+        """SIGTERM: keep the brackets working (default), cancel entries, or flatten. False when
+        the policy could not be carried out and confirmed (the exit code says so)."""
+        try:
+            return await self._shutdown()
+        finally:
+            self.claim.release()
+
+    async def _shutdown(self) -> bool:
         policy = self.settings.trading.on_shutdown
         self._event("shutdown", policy=policy)
-        if not self.enabled or not self.conn.ready:
-            return
+        if not self.enabled or policy == "keep":
+            return True
+        if not self.conn.ready:
+            log.error(
+                "shutdown_policy_not_run",
+                policy=policy,
+                reason="not connected to the gateway",
+                action="the broker keeps whatever is working: check it in TWS",
+            )
+            return False
         if policy == "cancel_entries":
             await self.cancel_entries("shutdown")
-            await self._wait(
-                lambda: not any(r.role is Role.ENTRY for r in self.executor.live()), 5.0
+            done = await self._wait(
+                lambda: not any(r.role is Role.ENTRY for r in self.executor.live()),
+                self.settings.execution.confirm_timeout_s,
             )
-        elif policy == "flatten":
-            await self.flatten("shutdown")
+            if not done:
+                log.error("shutdown_cancels_unconfirmed", policy=policy)
+            return done
+        return (await self.flatten("shutdown")).ok
 
     def _flattening_now(self) -> bool:
         return self._flattening is not None and not self._flattening.done()
@@ -772,8 +879,9 @@ class Trader:
 
     def status(self) -> dict[str, Any]:
         risk = self.risk.summary()
-        unrealized = self.unrealized()
-        net = self.day_net()
+        trusted = self.position is not None  # else PnL on an untrusted position: not shown
+        unrealized = self.unrealized() if trusted else None
+        net = self.day_net() if trusted else None
         return {
             "enabled": self.enabled,
             "state": self.risk.state.value if self.enabled else "DISABLED",
@@ -791,5 +899,8 @@ class Trader:
             "last_reconcile": self.last_reconcile,
             "unprotected": self.unprotected(),
             "mismatches": self.mismatches,
+            "account_position": self.positions.last(self._con_id()),
+            "last_flatten": self.last_flatten,
+            **self.alarms.as_status(),
             "day": self.day,
         }

@@ -40,8 +40,18 @@ async def _run(*args: str, env: dict[str, str] | None = None) -> asyncio.subproc
         (["--port", "4001"], "ib.port: 4001 is the IB Gateway live port"),
         (["--set", "strategy.params.stop_tickz=3"], "strategy.params.stop_tickz: unknown"),
         (["--set", "strategy.path=nowhere.mod:Nope"], "strategy.path: cannot import"),
+        (["--set", "risk.daily_loss_limit=inf"], "risk.daily_loss_limit: must be a finite"),
     ],
-    ids=["unknown-key", "wrong-type", "out-of-range", "bad-int", "live-port", "param", "path"],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "out-of-range",
+        "bad-int",
+        "live-port",
+        "param",
+        "path",
+        "infinite-limit",
+    ],
 )
 async def test_bad_config_exits_78_naming_the_key(
     tmp_path: Path, args: list[str], key: str

@@ -233,8 +233,41 @@ def test_format_trading_flat_unknown_and_empty() -> None:
         "  pnl: realized +0.00  unrealized n/a  commissions 0.00  net n/a",
         "  working orders: none",
     ]
-    assert format_trading({"trading": {**quiet, "position": None}})[1] == (
+    unknown = {**quiet, "position": None}
+    assert format_trading({"trading": {**unknown, "reconciled": False}})[2] == (
         "  position: unknown (not reconciled with the broker)"
+    )
+    assert format_trading({"state": "DISCONNECTED", "trading": unknown})[1] == (
+        "  position: unknown (connection DISCONNECTED)"
+    )
+    assert format_trading({"trading": unknown})[1] == (
+        "  position: unknown (not confirmed by the broker)"
+    )
+
+
+def test_format_trading_shows_what_needs_a_person() -> None:
+    alarming = {
+        **TRADING,
+        "reconciled": True,
+        "working_orders": [],
+        "refusals": {},
+        "last_refusals": [],
+        "account_position": -3,
+        "journal_error": "database or disk is full",
+        "strategy_error": None,
+        "alarms": [
+            {"at": 1_700_000_000.0, "kind": "bad_fill", "detail": "execution e1: price 0"},
+        ],
+        "last_flatten": {"ok": False, "message": "flatten (shutdown): cancels not confirmed"},
+    }
+    assert format_trading({"state": "READY", "trading": alarming}, tz=UTC)[2:6] == [
+        "  account position at the broker: -3",
+        "  journal FAILED: database or disk is full",
+        "  alarms (trading halted until orderflowd resume):",
+        "    2023-11-14 22:13:20 bad_fill: execution e1: price 0",
+    ]
+    assert format_trading({"state": "READY", "trading": alarming}, tz=UTC)[6] == (
+        "  last flatten NOT confirmed: flatten (shutdown): cancels not confirmed"
     )
 
 
@@ -264,8 +297,24 @@ def test_status_prints_the_trading_block(
     assert len(lines) == 12
 
 
-def test_status_json_is_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_json_is_the_file_with_the_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = {"state": "READY", "trading": TRADING}
     (tmp_path / "status.json").write_text(json.dumps(doc))
     assert main(["status", "--state-dir", str(tmp_path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == doc
+    shown = json.loads(capsys.readouterr().out)
+    assert shown.pop("liveness")["verdict"] == "running"  # no pid: a fresh file is all it has
+    assert shown == doc
+
+
+def test_status_shows_an_untrusted_position_as_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trading = {**TRADING, "state": "ACTIVE", "reason": "", "position": None, "reconciled": True}
+    doc = {"state": "DISCONNECTED", "trading": trading}
+    (tmp_path / "status.json").write_text(json.dumps(doc))
+    assert main(["status", "--state-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "ACTIVE pos unknown" in lines[0]
+    assert lines[2] == "  position: unknown (connection DISCONNECTED)"

@@ -315,6 +315,46 @@ def test_every_problem_on_its_own_line(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in lines] == ["nope", "ib.port", "data.mode"]
 
 
+NON_FINITE_KEYS = [
+    "risk.daily_loss_limit",  # inf turned the loss limit off
+    "risk.max_messages_per_fill",
+    "data.stale_after_s",
+    "data.backfill_max_wait_s",
+    "flow.imbalance_ratio",
+    "flow.value_area",
+    "flow.bar",  # a duration, parsed by our own validator
+    "status.interval_s",
+    "strategy.load_timeout_s",
+    "ib.client_id",  # an integer
+]
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+@pytest.mark.parametrize("key", NON_FINITE_KEYS)
+def test_non_finite_numbers_are_refused_in_toml(tmp_path: Path, key: str, value: str) -> None:
+    section, name = key.split(".")
+    toml = write(tmp_path / "c.toml", f"[{section}]\n{name} = {value}\n")  # TOML floats
+    assert refused(config_file=toml) == (
+        f"{key}: must be a finite number, got {float(value)!r} (from {toml})"
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "-NaN"])
+@pytest.mark.parametrize(
+    "key", ["risk.daily_loss_limit", "data.quote_stale_s", "flow.volume_gap_contracts"]
+)
+def test_non_finite_numbers_are_refused_from_environment_and_command_line(
+    key: str, value: str
+) -> None:
+    name = "ORDERFLOWD_" + key.upper().replace(".", "__")
+    assert refused(env={name: value}) == (
+        f"{key}: must be a finite number, got {value!r} (from {name})"
+    )
+    assert refused(overrides={key: value}) == (
+        f"{key}: must be a finite number, got {value!r} (from the command line)"
+    )
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     assert "not a file" in refused(config_file=tmp_path / "absent.toml")
 

@@ -76,6 +76,10 @@ class Daemon:
     async def until(self, predicate: Callable[[], bool], limit: float = WAIT) -> None:
         await self.changes.until(predicate, limit)
 
+    async def wait_exit(self, limit: float = WAIT) -> int:
+        """The supervisor's exit code, once it ends by itself."""
+        return await asyncio.wait_for(self.task, limit)
+
     async def ready(self, market: Market) -> None:
         """Connected, reconciled, and the data OK: trades flow until the flow says so."""
         await self.until(lambda: self.trader.reconciled and self.sup.market.stats.resubscribes)

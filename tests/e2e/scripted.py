@@ -30,6 +30,8 @@ class Scripted:
         self.queue: deque[Intent] = deque()
         self.entered = False
         self.seen_untrusted = 0
+        self.error: Exception | None = None  # raised by on_trade and on_bar once set
+        self.calls = 0  # on_trade and on_bar calls since the error was set
 
     def intent(
         self,
@@ -50,6 +52,7 @@ class Scripted:
         )
 
     def on_trade(self, trade: TradeUpdate, view: StrategyView) -> Intent | None:
+        self._fail()
         if not view.trusted:
             self.seen_untrusted += 1
             return None
@@ -59,4 +62,10 @@ class Scripted:
         return self.queue.popleft() if self.queue else None
 
     def on_bar(self, bar: Bar, view: StrategyView) -> Intent | None:
+        self._fail()
         return None
+
+    def _fail(self) -> None:
+        if self.error is not None:
+            self.calls += 1
+            raise self.error

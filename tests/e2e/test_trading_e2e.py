@@ -258,7 +258,8 @@ async def test_a_position_the_journal_cannot_explain_halts_and_resume_adopts_it(
     )
     assert d.trader.position is None  # not trusted: strategies see no position
     assert d.trader.mismatches == [
-        f"position in ESZ6 (conId {d.sup.market.contract.conId}): broker 1, journal 0"
+        f"position in ESZ6 (conId {d.sup.market.contract.conId}): account at the broker 1, "
+        "this instance's journaled fills 0"
     ]
     d.trader.handle_intent(d.strategy.intent(1), market.t, None)  # even if a strategy insisted
     await d.sup.ib.reqCurrentTimeAsync()

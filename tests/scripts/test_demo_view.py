@@ -72,7 +72,20 @@ def test_the_status_line_shows_price_cvd_position_and_pnl(tmp_path: Path) -> Non
     text = view.status_text(doc)
     for part in ("READY", "ESZ6", "5001.25", "-1,234", "-1 @ 5002.0", "+30.50 USD", "reconnects 2"):
         assert part in text
-    assert "pos flat" in view.status_text({"state": "CONNECTING"})
+    assert "pos unknown" in view.status_text({"state": "CONNECTING"})
+    flat = {**doc, "trading": {**doc["trading"], "position": 0}}
+    assert "pos flat" in view.status_text(flat)
     assert view.read_status(tmp_path) is None  # not written yet
     (tmp_path / "status.json").write_text('{"state": "REA')  # a torn read is skipped
     assert view.read_status(tmp_path) is None
+
+
+def test_an_untrusted_position_is_unknown_never_flat() -> None:
+    # Disconnected with one contract open: status.json says position null (not trusted).
+    doc = {
+        "state": "DISCONNECTED",
+        "trading": {"state": "ACTIVE", "position": None, "avg_price": 5002.0, "net_pnl": None},
+    }
+    text = view.status_text(doc)
+    assert "pos unknown" in text
+    assert "flat" not in text

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from ib_async import IB, MarketOrder
 
 from daemon.broker.connection import Backoff, Connection, Heartbeat
-from daemon.broker.marketdata import MarketData, parse_rt_volume
+from daemon.broker.marketdata import MarketData
+from daemon.broker.rtvolume import parse_rt_volume
 from daemon.flow.events import (
     DataMode,
     MarketEvent,
@@ -203,14 +204,19 @@ async def test_snapshot_mode_by_config(feed: Make) -> None:
 async def test_stale_feed_resubscribes_then_reconnects(feed: Make) -> None:
     f = await feed(data=DataSettings(stale_after_s=30, reconnect_after_stale_s=90))
     await f.until(lambda: f.conn.ready and f.md.stats.resubscribes == 1)
+    f.gw.freeze_feed()  # nothing answers the resubscription either
     f.now[0] += 31  # no trade for 31 s while the market is open
     await f.md.check()
     assert f.md.stats.resubscribes == 2
     assert f.md.stats.stale
-    f.now[0] += 60  # still nothing, 91 s in all
+    f.now[0] += 88  # still nothing, 89 s after going stale
+    await f.md.check()
+    assert f.conn.status.reconnect_count == 0
+    f.now[0] += 1
     await f.md.check()
     await f.until(lambda: f.conn.status.reconnect_count == 1 and f.conn.ready)
     assert f.md.stats.resubscribes == 3
+    assert f.md.stats.stale  # a new connection that brings nothing does not end it
 
 
 async def test_a_new_subscription_is_not_stale_before_its_allowance(feed: Make) -> None:

@@ -19,6 +19,7 @@ from daemon.runtime.logs import (
     flush_suppressed,
     get_logger,
     mask_account,
+    reopen_log_files,
 )
 
 JOURNAL = {"JOURNAL_STREAM": "8:12345"}
@@ -364,3 +365,58 @@ def test_ib_async_lines_for_tws_messages_are_left_to_the_daemon_s_own_event() ->
         "orderStatus: No order found for orderId 5 and clientId 7",
         "Error 504 somewhere else",
     ]
+
+
+def _file_events(path: Path) -> list[str]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return [json.loads(line)["event"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_reopen_after_logrotate_writes_a_new_file_at_the_path(tmp_path: Path) -> None:
+    out = io.StringIO()
+    path = tmp_path / "orderflowd.jsonl"
+    configure_logging("json", "info", path, stream=out, environ={})
+    get_logger("t").info("before_rotation")
+    rotated = path.rename(tmp_path / "orderflowd.jsonl.1")  # what logrotate does
+    get_logger("t").info("after_rename")  # still the open file, now under its new name
+
+    reopen_log_files()
+    get_logger("t").info("after_reopen")
+
+    assert _file_events(rotated) == ["before_rotation", "after_rename"]
+    assert _file_events(path) == ["sighup", "after_reopen"]
+    sighup = json_records(out)[2]
+    assert sighup["event"] == "sighup"
+    assert sighup["log_files"] == [str(path)]
+
+
+def test_a_file_that_cannot_be_reopened_keeps_the_old_one(tmp_path: Path) -> None:
+    out = io.StringIO()
+    logs = tmp_path / "logs"
+    path = logs / "orderflowd.jsonl"
+    configure_logging("json", "info", path, stream=out, environ={})
+    moved = logs.rename(tmp_path / "gone")  # the directory is no longer there
+
+    reopen_log_files()
+    get_logger("t").info("still_logged")
+
+    assert not path.exists()
+    assert _file_events(moved / "orderflowd.jsonl") == [
+        "log_file_reopen_failed",
+        "sighup",
+        "still_logged",
+    ]
+    assert [r["event"] for r in json_records(out)] == [
+        "log_file_reopen_failed",
+        "sighup",
+        "still_logged",
+    ]
+
+
+def test_sighup_without_a_log_file_is_logged_and_harmless() -> None:
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out, environ={})
+    reopen_log_files()
+    assert json_records(out)[0]["event"] == "sighup"
+    assert json_records(out)[0]["log_files"] == []

@@ -15,6 +15,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ from daemon.trading.model import TradingState
 from ibsim.feed import BadTick
 from ibsim.gateway import Gateway
 from tests.daemon.broker.conftest import WAIT
-from tests.e2e.harness import CLIENT, Daemon, Market
+from tests.e2e.harness import CLIENT, Daemon, Market, position
 
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "docs" / "grafana" / "orderflowd.json"
@@ -162,6 +163,52 @@ async def test_flow_orders_position_and_refusals_match_the_daemon(
     # Every family served is in the catalogue (so in the docs and the dashboard), as its type.
     served = {(f.name, f.type) for f in m.values()}
     assert served == {text_format(c) for c in CATALOGUE}
+
+
+async def test_an_untrusted_position_is_unknown_never_flat(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    """Long 1 at the broker, then cut off from it: neither 0 (flat) nor the last 1 is served."""
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    port = port_of(d)
+    m = await scrape(port)
+    assert value(m, "orderflowd_position_contracts") == 0  # flat, and known to be
+    assert value(m, "orderflowd_position_known") == 1
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.until(lambda: d.trader.position == 1)
+    m = await scrape(port)
+    assert value(m, "orderflowd_position_contracts") == 1
+    assert value(m, "orderflowd_position_known") == 1
+    assert value(m, "orderflowd_pnl_net_usd") is not None
+
+    gateway.clash_client_ids(60.0)  # dropped, and its client id held: no way back for now
+    await d.until(lambda: not d.sup.conn.ready)
+    assert d.trader.position is None
+    m = await scrape(port)
+    assert value(m, "orderflowd_connection_state", state="READY") == 0
+    assert value(m, "orderflowd_position_known") == 0
+    assert "orderflowd_position_contracts" in m  # the family is described, with no sample
+    assert value(m, "orderflowd_position_contracts") is None
+    assert value(m, "orderflowd_pnl_unrealized_usd") is None  # of a position that may be gone
+    assert value(m, "orderflowd_pnl_net_usd") is None
+    assert value(m, "orderflowd_pnl_realized_usd") == d.trader.day_realized  # journaled: kept
+    assert position(gateway) == 1  # still long at the broker
+
+
+async def test_before_the_first_reconciliation_the_position_is_unknown(
+    daemon: Callable[..., Daemon],
+) -> None:
+    with socket.socket() as closed:  # bound, never listening: every connect is refused
+        closed.bind(("127.0.0.1", 0))
+        gw = SimpleNamespace(port=closed.getsockname()[1])
+        d = daemon(gw)
+        await d.until(lambda: d.sup.metrics.port is not None)
+        m = await scrape(port_of(d))
+    assert value(m, "orderflowd_connection_state", state="READY") == 0
+    assert value(m, "orderflowd_position_known") == 0
+    assert value(m, "orderflowd_position_contracts") is None
 
 
 def text_format(doc: MetricDoc) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ from daemon.runtime.status import (
     StatusInputs,
     open_fds,
     process_figures,
+    process_start,
     read_status,
     rss_mb,
     running_tasks,
     snapshot,
+    status_line,
 )
 from daemon.runtime.supervisor import Supervisor
 from daemon.settings import Settings
@@ -146,3 +149,47 @@ async def test_supervisor_writes_its_probes_into_status_json(tmp_path: Path) -> 
     if HAVE_PROC:
         assert process["open_fds"] > 0
         assert process["rss_mb"] > 1.0
+
+
+async def test_supervisor_writes_pid_heartbeat_and_interval(tmp_path: Path) -> None:
+    asyncio.set_event_loop(asyncio.get_running_loop())
+    sup = Supervisor(
+        Settings(
+            paths={"state_dir": str(tmp_path)},
+            metrics={"enabled": False},
+            status={"interval_s": 0.5},
+        )
+    )
+    before = time.time()
+    sup.write_status()
+    after = time.time()
+    doc = read_status(tmp_path)
+    assert doc["pid"] == os.getpid()
+    assert doc["pid_start"] == process_start(os.getpid())
+    assert before - 0.001 <= doc["heartbeat"] <= after + 0.001
+    assert doc["interval_s"] == 0.5
+    if HAVE_PROC:
+        assert isinstance(doc["pid_start"], int)
+
+
+def test_process_start_reads_field_22_past_a_name_with_parentheses(tmp_path: Path) -> None:
+    (tmp_path / "42").mkdir()
+    # comm "(a) b)" holds a space and parentheses; fields 4..21, then starttime (22).
+    middle = " ".join(str(n) for n in range(4, 22))
+    (tmp_path / "42" / "stat").write_text(f"42 ((a) b)) S {middle} 987654 0 0\n")
+    assert process_start(42, tmp_path) == 987654
+    assert process_start(43, tmp_path) is None
+
+
+def _trading(position: int | None) -> dict[str, object]:
+    return {"enabled": True, "state": "ACTIVE", "position": position, "net_pnl": 0.0}
+
+
+def test_status_line_shows_an_untrusted_position_as_unknown() -> None:
+    assert "ACTIVE pos unknown PnL +0.00" in status_line(
+        {"state": "DEGRADED", "trading": _trading(None)}
+    )
+    assert "pos +0" in status_line({"state": "READY", "trading": _trading(0)})
+    assert "pos -2" in status_line({"state": "READY", "trading": _trading(-2)})
+    disabled = status_line({"state": "READY", "trading": {"enabled": False, "state": "DISABLED"}})
+    assert "pos" not in disabled

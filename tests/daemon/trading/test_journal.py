@@ -21,6 +21,7 @@ from daemon.trading.journal import (
     MIGRATIONS,
     UNSET_DOUBLE,
     ExecRow,
+    FillOutcome,
     Journal,
     JournalError,
     NewOrder,
@@ -30,6 +31,7 @@ ROOT = Path(__file__).parents[3]
 DAY = "2026-11-22"
 T0 = 1_795_000_000.0
 INTENT = "ofd-20261122-0001"
+CURRENT = len(MIGRATIONS)  # the schema version this code writes
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ def test_open_creates_a_wal_file_with_the_current_schema(
     path: Path, mode: Literal["full", "normal"], level: int
 ) -> None:
     with Journal(path, synchronous=mode) as j:
-        assert j.schema_version == len(MIGRATIONS) == 1
+        assert j.schema_version == CURRENT == 2
         # Connection settings are per connection: read them from the journal's own.
         db = j._db
         assert db.execute("PRAGMA synchronous").fetchone()[0] == level
@@ -110,9 +112,10 @@ def test_open_creates_a_wal_file_with_the_current_schema(
     assert path.exists()
     with sqlite3.connect(path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert other.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert other.execute("PRAGMA user_version").fetchone()[0] == CURRENT
     assert set(counts(path)) == {
         "intents", "orders", "order_status", "executions", "positions", "daily_pnl", "events",
+        "exec_corrections",
     }  # fmt: skip
 
 
@@ -120,7 +123,7 @@ def test_reopening_keeps_rows_and_the_version(path: Path) -> None:
     with Journal(path) as j:
         add_intent(j)
     with Journal(path) as j:
-        assert j.schema_version == 1
+        assert j.schema_version == CURRENT
         assert [i.ref for i in j.intents()] == [INTENT]
 
 
@@ -162,7 +165,7 @@ def test_a_newer_file_is_refused_naming_both_versions_and_never_touched(path: Pa
     db.commit()
     db.close()
     before = path.read_bytes()
-    with pytest.raises(JournalError, match="schema version 5, newer than this code's 1"):
+    with pytest.raises(JournalError, match=f"schema version 5, newer than this code's {CURRENT}"):
         Journal(path)
     assert path.read_bytes() == before  # still in rollback-journal mode: not switched to WAL
     assert not path.with_name(path.name + "-wal").exists()
@@ -180,14 +183,32 @@ def test_an_older_file_is_migrated_forward_keeping_its_data(
     )
     monkeypatch.setattr(journal_module, "MIGRATIONS", [*MIGRATIONS, v2])
     with Journal(path) as j:
-        assert j.schema_version == 2
+        assert j.schema_version == CURRENT + 1
         assert j.intent(INTENT) is not None
         assert [o.ref for o in j.orders()] == [f"{INTENT}-P", f"{INTENT}-T", f"{INTENT}-S"]
         strategy = j._db.execute("SELECT strategy FROM intents").fetchone()[0]
     assert strategy == ""
     assert counts(path)["fills_seen"] == 0
-    with Journal(path) as j:  # already at 2: nothing runs again
-        assert j.schema_version == 2
+    with Journal(path) as j:  # already there: nothing runs again
+        assert j.schema_version == CURRENT + 1
+
+
+def test_a_version_1_journal_gains_the_corrections_table_and_keeps_its_fills(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:  # the journal as the first release wrote it
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO executions VALUES "
+            "('x.01.01', NULL, 1, 1, 7, ?, ?, 495512563, 'DU1', 'BUY', 1, 5000.0, 1, 5000.0, "
+            "NULL, NULL)",
+            (T0, DAY),
+        )
+    with Journal(path) as j:
+        assert j.schema_version == CURRENT
+        assert [e.exec_id for e in j.executions()] == ["x.01.01"]
+        assert j.record_fill(fill("x.01.02"))[0] is FillOutcome.CORRECTION
 
 
 def test_a_failing_migration_is_rolled_back_whole(
@@ -197,11 +218,11 @@ def test_a_failing_migration_is_rolled_back_whole(
         add_intent(j)
     broken = ("CREATE TABLE half_done (x INTEGER)", "ALTER TABLE no_such_table ADD COLUMN y")
     monkeypatch.setattr(journal_module, "MIGRATIONS", [*MIGRATIONS, broken])
-    with pytest.raises(JournalError, match=r"to schema version 2 failed.*no_such_table"):
+    with pytest.raises(JournalError, match=rf"to schema version {CURRENT + 1} failed.*no_such"):
         Journal(path)
     monkeypatch.setattr(journal_module, "MIGRATIONS", list(MIGRATIONS))
     with Journal(path) as j:
-        assert j.schema_version == 1
+        assert j.schema_version == CURRENT
         assert j.intent(INTENT) is not None
     assert "half_done" not in counts(path)
 
@@ -497,6 +518,56 @@ def test_executions_filter_by_day_and_contract_in_time_order(journal: Journal) -
     assert [e.exec_id for e in journal.executions(con_id=495512563)] == [
         "other-day", "early", "late",
     ]  # fmt: skip
+
+
+def test_a_correction_replaces_the_fill_it_corrects_and_keeps_what_it_replaced(
+    journal: Journal,
+) -> None:
+    first = "0000e0d5.6575e1a1.01.01"
+    assert journal.record_fill(fill(first, commission=2.25)) == (FillOutcome.NEW, None)
+    corrected = fill("0000e0d5.6575e1a1.01.02", price=5001.25)
+    outcome, replaced = journal.record_fill(corrected)
+    assert outcome is FillOutcome.CORRECTION
+    assert replaced == fill(first, commission=2.25)
+    assert journal.executions() == [corrected]  # one fill, the corrected one, no commission yet
+    assert journal.journal_position(495512563) == 1  # not 2
+    assert journal.corrections() == [(corrected.exec_id, fill(first, commission=2.25))]
+    # the same correction again, and the original arriving late, change nothing
+    assert journal.record_fill(corrected) == (FillOutcome.DUPLICATE, None)
+    assert journal.record_fill(fill(first)) == (FillOutcome.SUPERSEDED, None)
+    assert journal.executions() == [corrected]
+
+
+def test_corrections_match_the_whole_stem_only(journal: Journal) -> None:
+    journal.record_fill(fill("ab.01.01"))
+    journal.record_fill(fill("ab_01.01", time=T0 + 2))  # "_" is not a LIKE wildcard here
+    journal.record_fill(fill("xab.01.01", time=T0 + 3))
+    assert journal.record_fill(fill("ab.01.02", price=5002.0))[0] is FillOutcome.CORRECTION
+    assert sorted(e.exec_id for e in journal.executions()) == ["ab.01.02", "ab_01.01", "xab.01.01"]
+    assert journal.record_fill(fill("no-suffix")) == (FillOutcome.NEW, None)
+
+
+def test_an_orders_filled_shares_leave_out_the_fill_being_corrected(journal: Journal) -> None:
+    journal.record_fill(fill("a.01.01", shares=1))
+    journal.record_fill(fill("a.02.01", shares=2, time=T0 + 2))
+    assert journal.order_fills(f"{INTENT}-P") == 3
+    assert journal.order_fills(f"{INTENT}-P", without="a.02.01") == 1
+    assert journal.order_fills("nobody") == 0
+
+
+def test_the_disk_check_sees_what_a_restart_would_see(path: Path) -> None:
+    with Journal(path) as j:
+        add_intent(j)
+        j.record_orders(bracket())
+        j.record_fill(fill())
+        j.record_event("connect", T0)
+        assert j.check_on_disk() is None
+        wal = path.with_name(path.name + "-wal")
+        assert wal.stat().st_size > 0
+        wal.write_bytes(b"")  # the WAL is gone: the last commits with it
+        problem = j.check_on_disk()
+    assert problem is not None
+    assert "differs from what was written" in problem or "damaged" in problem
 
 
 def test_journal_position_sums_signed_shares_per_contract_and_account(journal: Journal) -> None:

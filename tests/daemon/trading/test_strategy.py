@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import sys
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,89 @@ def test_volume_bars_need_volume_bars_in_the_flow() -> None:
     )
     settings = StrategySettings(params={"use_volume_bars": True})
     assert isinstance(load_strategy(settings, FlowSettings(volume_bar=500)), StackedImbalance)
+
+
+def test_non_finite_parameters_are_refused() -> None:
+    # StackedImbalance.Params bounds min_bar_volume only from below: inf would pass its model.
+    assert refused(min_bar_volume=float("inf")) == (
+        "strategy.params.min_bar_volume: must be a finite number, got inf"
+    )
+    assert refused(min_bar_volume="-inf").startswith("strategy.params.min_bar_volume: must be")
+
+
+# --- strategy code that misbehaves at import or construction --------------------------------------
+
+HEADER = "from daemon.trading.strategy.stacked import StackedImbalance as Strategy\n"
+
+
+@pytest.fixture
+def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], str]]:
+    """Write a module into a directory on sys.path; returns the strategy path to its class."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names: list[str] = []
+
+    def write(name: str, body: str) -> str:
+        (tmp_path / f"{name}.py").write_text(body)
+        names.append(name)
+        return f"{name}:Strategy"
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def load(path: str, limit_s: float = 5.0) -> Strategy:
+    return load_strategy(StrategySettings(path=path, load_timeout_s=limit_s), FlowSettings())
+
+
+@pytest.mark.parametrize(
+    ("body", "raised"),
+    [
+        ("import sys\nsys.exit(0)\n", "SystemExit: 0"),
+        ("import sys\nsys.exit()\n", "SystemExit"),
+        ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+        ("class Boom(BaseException):\n    pass\nraise Boom('at import')\n", "Boom: at import"),
+    ],
+    ids=["sys-exit-0", "sys-exit", "keyboard-interrupt", "base-exception"],
+)
+def test_a_module_that_exits_at_import_is_a_config_error(
+    module: Callable[[str, str], str], body: str, raised: str
+) -> None:
+    path = module("exits_at_import", HEADER + body)
+    with pytest.raises(StrategyError) as info:
+        load(path)
+    assert str(info.value) == f"strategy.path: importing {path!r} raised {raised}"
+
+
+def test_a_module_that_blocks_at_import_is_refused_after_the_limit(
+    module: Callable[[str, str], str], tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    body = f"import pathlib, time\nwhile not pathlib.Path({str(release)!r}).exists():\n"
+    path = module("blocks_at_import", HEADER + body + "    time.sleep(0.01)\n")
+    try:
+        with pytest.raises(StrategyError) as info:
+            load(path, limit_s=0.2)
+    finally:
+        release.touch()  # let the import thread finish
+    assert str(info.value) == (
+        f"strategy.path: importing {path!r} did not finish within strategy.load_timeout_s = "
+        "0.2 s (a loop or a blocking call?)"
+    )
+
+
+def test_a_constructor_that_exits_is_a_config_error(module: Callable[[str, str], str]) -> None:
+    body = (
+        "import sys\n"
+        "from daemon.trading.strategy.stacked import StackedImbalance\n"
+        "class Strategy(StackedImbalance):\n"
+        "    def __init__(self, params, flow):\n"
+        "        sys.exit(3)\n"
+    )
+    path = module("exits_in_constructor", body)
+    with pytest.raises(StrategyError) as info:
+        load(path)
+    assert str(info.value) == f"strategy.path: constructing {path!r} raised SystemExit: 3"
 
 
 def test_params_doc_lists_every_parameter_with_default_and_description() -> None:
