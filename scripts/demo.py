@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from demo_view import watch
 
@@ -180,8 +181,20 @@ def print_trading(status: dict[str, object]) -> None:
         f"{fills[1]} contract(s); filled entries {roles.get('entry', 0)}, targets "
         f"{roles.get('target', 0)}, stops {roles.get('stop', 0)}, flatten "
         f"{roles.get('flatten', 0)}; {halts} halt(s); position at the end {position:+d}, "
-        f"realized {trading.get('realized_pnl')}, net {trading.get('net_pnl')} USD"
+        f"realized {trading.get('realized_pnl')}, commissions {trading.get('commissions')}, "
+        f"net {_net(trading, position)} USD"
     )
+
+
+def _net(trading: dict[str, Any], position: int) -> object:
+    """The day's net; the stopped daemon shows none (its position is no longer confirmed), but
+    flat at the end it is realized minus commissions."""
+    if trading.get("net_pnl") is not None or position:
+        return trading.get("net_pnl")
+    realized, commissions = trading.get("realized_pnl"), trading.get("commissions")
+    if realized is None or commissions is None:
+        return None
+    return round(realized - commissions, 2)
 
 
 if __name__ == "__main__":
