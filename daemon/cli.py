@@ -22,6 +22,9 @@ EX_UNAVAILABLE = 69
 EX_SOFTWARE = 70
 EX_IOERR = 74
 EX_TEMPFAIL = 75
+# A flatten waits for the broker's confirmations (4 x execution.confirm_timeout_s by default),
+# a resume after an alarm for a reconcile: the command waits for the daemon's own verdict.
+CONTROL_TIMEOUT_S = 90.0
 EX_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
 # `orderflowd status`, after the LSB init-script convention for a status action:
 EX_STATUS_DEAD = 1  # the daemon is dead and its status.json remains (it did not stop cleanly)
@@ -268,7 +271,10 @@ def _control(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     try:
         reply = send_command(
-            control_path(Path(settings.paths.state_dir)), args.command, args.reason
+            control_path(Path(settings.paths.state_dir)),
+            args.command,
+            args.reason,
+            timeout=CONTROL_TIMEOUT_S,
         )
     except ControlUnavailable as exc:
         print(f"orderflowd: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from ib_async import IB
+from ib_async import IB, StartupFetch, StartupFetchALL
 
 from daemon.broker import tws_errors
 from daemon.broker.framing import guard_frames
@@ -329,6 +329,9 @@ class Connection:
                 clientId=client_id,
                 timeout=self.settings.connect_timeout,
                 account=self.settings.account,
+                # Executions are asked for by the reconcile, for our client ids only: the
+                # startup request has an empty filter and brings every client's fills.
+                fetchFields=StartupFetchALL & ~StartupFetch.EXECUTIONS,
             )
         )
         refused = asyncio.ensure_future(self._refused.wait())

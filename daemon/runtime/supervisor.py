@@ -43,7 +43,10 @@ from daemon.trading.trader import Trader
 
 log = structlog.get_logger("daemon.runtime.supervisor")
 
-SHUTDOWN_TIMEOUT_S = 15.0  # under systemd's TimeoutStopSec=20, room for a 2 x 5 s flatten
+# Under systemd's TimeoutStopSec=20: the trading policy (a flatten: cancels, the position, the
+# closing fill, the position again) gets its own budget, the other components theirs after it.
+TRADING_STOP_S = 12.0
+COMPONENTS_STOP_S = 5.0
 LAG_PROBE_S = 0.25
 MAX_HEALTHY_LAG_S = 1.0
 FLOW_LOG_EVERY_S = 10.0
@@ -259,28 +262,28 @@ class Supervisor:
         trading shutdown policy could not be carried out and confirmed."""
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         log.info("stopping", reason=self._stop_reason or "component ended")
-        policy_done = False
 
-        async def stop_all() -> None:
-            nonlocal policy_done
-            policy_done = self.trader is None or await _step("trading", self.trader.shutdown)
-            for name, step in (
-                ("control", self.control.stop),
-                ("metrics", self.metrics.stop),
-                ("warm_start", self.warm_start.stop),
-                ("market", self.market.stop),
-                ("recorder", self.recorder.close),
-                ("connection", self.conn.stop),
-            ):
-                await _step(name, step)
-            for task in self._tasks.values():
-                task.cancel()
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-
-        try:
-            await asyncio.wait_for(stop_all(), SHUTDOWN_TIMEOUT_S)
-        except TimeoutError:
-            log.error("shutdown_timeout", seconds=SHUTDOWN_TIMEOUT_S)
+        trader = self.trader
+        if trader is not None:
+            policy_done = await _step(
+                "trading", lambda: trader.shutdown(TRADING_STOP_S), TRADING_STOP_S + 1.0
+            )
+        else:
+            policy_done = True
+        deadline = asyncio.get_running_loop().time() + COMPONENTS_STOP_S
+        for name, step in (
+            ("control", self.control.stop),
+            ("metrics", self.metrics.stop),
+            ("warm_start", self.warm_start.stop),
+            ("market", self.market.stop),
+            ("recorder", self.recorder.close),
+            ("connection", self.conn.stop),
+        ):
+            left = deadline - asyncio.get_running_loop().time()
+            await _step(name, step, max(0.1, left))
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self.write_status()
         if self.journal is not None:
             self.journal.close()
@@ -395,10 +398,14 @@ class Supervisor:
         return doc
 
 
-async def _step(name: str, step: Callable[[], Awaitable[Any]]) -> bool:
-    """One shutdown step: its result (a step returning None counts as done), or False logged."""
+async def _step(name: str, step: Callable[[], Awaitable[Any]], seconds: float) -> bool:
+    """One shutdown step within ``seconds``: its result (a step returning None counts as
+    done), or False logged."""
     try:
-        result = await step()
+        result = await asyncio.wait_for(step(), seconds)
+    except TimeoutError:
+        log.error("shutdown_step_timeout", step=name, seconds=round(seconds, 1))
+        return False
     except asyncio.CancelledError:
         raise
     except Exception as exc:

@@ -1,9 +1,9 @@
 """What needs a person: broker anomalies, a journal that cannot be written, a failing strategy.
 
-Each halts new entries (the brackets at the broker keep protecting the position), is logged once
-with what differs, journaled when the journal still takes it, and shown in status.json until
-the operator resumes. Nothing here decides what the broker's truth is: it only refuses to go
-on trading while something cannot be accounted for.
+Each halts new entries and cancels those not filled yet (the brackets at the broker keep
+protecting the position), is logged once with what differs, journaled when the journal still
+takes it, and shown in status.json until the operator resumes. Nothing here decides what the
+broker's truth is: it only refuses to go on trading while something cannot be accounted for.
 """
 
 from __future__ import annotations
@@ -34,10 +34,12 @@ class Alarms:
         self,
         risk: RiskManager,
         record_event: Callable[..., None],
+        cancel_entries: Callable[[], None],
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.risk = risk
         self._record_event = record_event
+        self._cancel_entries = cancel_entries
         self._wall = wall
         self.recent: deque[dict[str, Any]] = deque(maxlen=SHOWN)
         self._keys: deque[str] = deque(maxlen=_KEYS_KEPT)
@@ -95,6 +97,7 @@ class Alarms:
         except ValueError:  # a detail that is not JSON: the log line above has it
             pass
         self.risk.halt(reason)
+        self._cancel_entries()  # halted: entries not filled yet must not fill now
 
     def as_status(self) -> dict[str, Any]:
         return {

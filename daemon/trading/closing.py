@@ -29,23 +29,47 @@ __all__ = ["BrokerPositions", "Closer", "FlattenResult"]
 
 
 class BrokerPositions:
-    """The broker's positions, asked again (one request at a time: ib_async keys the request
-    by name, so two at once would leave one unanswered)."""
+    """The broker's positions, asked again: one request at a time, and never while an earlier
+    one is unanswered (ib_async keys the request by name: a late answer would otherwise
+    complete the next request with old positions)."""
 
     def __init__(self, ib: IB, account: Callable[[], str]) -> None:
         self.ib = ib
         self._account = account
         self._lock = asyncio.Lock()
+        self._unanswered: asyncio.Future[list[Any]] | None = None
 
     async def request(self, seconds: float) -> list[Any] | None:
-        """Every position of the login, fresh from the broker; None when it did not answer."""
+        """Every position of the login, fresh from the broker, the last word per account and
+        contract (updates pushed during the request are in the answer too); None when the
+        broker did not answer within ``seconds``."""
+        if not self.ib.isConnected():
+            return None
         async with self._lock:
+            if self.unanswered:
+                log.warning("positions_unanswered", reason="an earlier request is unanswered")
+                return None
+            answer: asyncio.Future[list[Any]] = asyncio.ensure_future(self.ib.reqPositionsAsync())
             try:
-                positions: list[Any] = await asyncio.wait_for(self.ib.reqPositionsAsync(), seconds)
+                positions = await asyncio.wait_for(asyncio.shield(answer), seconds)
             except (TimeoutError, ConnectionError) as exc:
+                self._unanswered = answer
+                answer.add_done_callback(lambda f: f.cancelled() or f.exception())
                 log.warning("positions_unanswered", seconds=seconds, error=type(exc).__name__)
                 return None
-        return positions
+        latest: dict[tuple[str, int], Any] = {}
+        for p in positions:
+            latest[(p.account, p.contract.conId)] = p
+        return list(latest.values())
+
+    @property
+    def unanswered(self) -> bool:
+        """An earlier request still waits for its answer: no new one goes out until it comes."""
+        return self._unanswered is not None and not self._unanswered.done()
+
+    def forget(self) -> None:
+        """A new socket: an unanswered request of the old one will never be answered."""
+        self._unanswered = None
 
     async def read(self, con_id: int, seconds: float) -> int | None:
         """Our account's position in ``con_id``, fresh from the broker; None: no answer."""
@@ -88,6 +112,8 @@ class Closer:
     positions: BrokerPositions
     confirm_s: float
     con_id: Callable[[], int | None]
+    own_position: Callable[[], int | None]  # this instance's position when trusted
+    in_flight: Callable[[], int]  # contracts working closes will close (+ closes a long)
     context: Callable[[], RiskContext]
     journal_intent: Callable[[str], str]  # reason -> a journaled closing intent's ref
     wait: Callable[[Callable[[], bool], float], Awaitable[bool]]
@@ -95,53 +121,78 @@ class Closer:
 
     # --- flatten ---
 
-    async def flatten(self, reason: str) -> FlattenResult:
+    async def flatten(self, reason: str, within: float | None = None) -> FlattenResult:
         """Cancel every order of ours, wait for the broker to confirm, re-read its position,
-        close it at market, and confirm flat."""
+        close ours at market, and confirm; all within ``within`` seconds (default: four
+        confirmations' worth)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (4 * self.confirm_s if within is None else within)
+
+        def left() -> float:
+            return max(0.0, min(self.confirm_s, deadline - loop.time()))
+
         for rec in self.executor.live():
             sent = rec.perm_id is not None or rec.status != JOURNALED
             if sent and self.executor.cancel(rec, f"flatten: {reason}"):
                 self.risk.record_sent(1)
-        if not await self.wait(lambda: not self.executor.live(), self.confirm_s):
+        if not await self.wait(lambda: not self.executor.live(), left()):
             still = ", ".join(r.ref for r in self.executor.live())
             return self._failed(
-                reason,
-                f"cancels not confirmed after {self.confirm_s:g} s ({still} still working); "
-                "no closing order sent",
-                None,
+                reason, f"cancels not confirmed ({still} still working); no closing order sent"
             )
         con_id = self.con_id()
         if con_id is None:
-            return self._failed(reason, "no contract known; no closing order sent", None)
-        broker = await self.positions.read(con_id, self.confirm_s)
+            return self._failed(reason, "no contract known; no closing order sent")
+        broker = await self.positions.read(con_id, left())
         if broker is None:
             return self._failed(
-                reason, "the broker's position could not be re-read; no closing order sent", None
+                reason, "the broker's position could not be re-read; no closing order sent"
             )
-        if broker:
-            refusal = self._send_flatten(reason, broker)
+        close, why = self._flatten_size(broker)
+        if why:
+            return self._failed(reason, why, broker)
+        if close:
+            refusal = self._send_flatten(reason, close)
             if refusal is not None:
                 return self._failed(reason, refusal, broker)
-            await self.wait(lambda: not self.executor.live(), self.confirm_s)
-            broker = await self.positions.read(con_id, self.confirm_s)
+            await self.wait(lambda: not self.executor.live(), left())
+        after = await self.positions.read(con_id, left()) if close else broker
         working = len(self.executor.live())
-        if broker == 0 and not working:
-            log.warning("flatten_confirmed", reason=reason)
-            return FlattenResult(True, f"flatten ({reason}): flat, nothing working", 0)
-        shown = "unknown" if broker is None else f"{broker:+d}"
+        if after is not None and after == broker - close and not working:
+            others = f"; the account's other {after:+d} is not this instance's" if after else ""
+            log.warning("flatten_confirmed", reason=reason, closed=close, account=after)
+            return FlattenResult(True, f"flatten ({reason}): flat, nothing working{others}", after)
+        shown = "unknown" if after is None else f"{after:+d}"
         return self._failed(
-            reason, f"not confirmed flat: broker position {shown}, {working} working", broker
+            reason, f"not confirmed flat: broker position {shown}, {working} working", after
         )
 
-    def _send_flatten(self, reason: str, broker: int) -> str | None:
-        """Send the closing market order for ``broker`` contracts; the refusal, if any."""
-        action = "SELL" if broker > 0 else "BUY"
-        ctx = dataclasses.replace(self.context(), position=broker, reconciled=True)
-        refusal = self.risk.check(OrderCheck(OrderKind.FLATTEN, action, abs(broker), None), ctx)
+    def _flatten_size(self, broker: int) -> tuple[int, str]:
+        """Signed contracts to close (+ sells a long) and, when nothing may be sent, why."""
+        own = self.own_position()
+        ours = broker if own is None else own  # after a mismatch the broker's word stands
+        if ours == 0:
+            return 0, ""
+        if broker == 0 or (broker > 0) != (ours > 0):
+            return 0, (
+                f"the broker holds {broker:+d} and this instance {ours:+d}: nothing of ours "
+                "to close there; no closing order sent"
+            )
+        size = min(abs(ours), abs(broker))
+        return (size if broker > 0 else -size), ""
+
+    def _send_flatten(self, reason: str, close: int) -> str | None:
+        """Send the market order closing ``close`` (+ sells); the refusal, if any."""
+        action = "SELL" if close > 0 else "BUY"
+        ctx = dataclasses.replace(self.context(), position=close, reconciled=True)
+        refusal = self.risk.check(OrderCheck(OrderKind.FLATTEN, action, abs(close), None), ctx)
         if refusal is not None:
             return f"closing order refused by {refusal.rule}: {refusal.detail}"
         try:
             ref = self.journal_intent(f"flatten: {reason}")
+            self.executor.send_close(
+                f"{ref}-F", Role.FLATTEN, ref, action, abs(close), None, ctx.now
+            )
         except JournalError as exc:
             # Closing comes first: send it unjournaled, and say so (the next start reports
             # the order as unknown, for a person to compare with the broker).
@@ -153,44 +204,50 @@ class Closer:
                 action="the closing order goes out without a journal row",
             )
             self.executor.send_close(
-                f"{ref}-F", Role.FLATTEN, None, action, abs(broker), None, ctx.now, journal=False
-            )
-        else:
-            self.executor.send_close(
-                f"{ref}-F", Role.FLATTEN, ref, action, abs(broker), None, ctx.now
+                f"{ref}-F", Role.FLATTEN, None, action, abs(close), None, ctx.now, journal=False
             )
         self.risk.record_sent(1)
         return None
 
-    def _failed(self, reason: str, why: str, position: int | None) -> FlattenResult:
+    def _failed(self, reason: str, why: str, position: int | None = None) -> FlattenResult:
         log.error("flatten_unconfirmed", reason=reason, detail=why, position=position)
         return FlattenResult(False, f"flatten ({reason}): {why}", position)
 
     # --- exit orders ---
 
-    async def send_exit(self, ref: str, action: str, quantity: int, price: float | None) -> None:
-        """An exit order for at most ``quantity`` contracts, never more than the broker holds
-        in the direction it closes (re-read first)."""
+    def reserve_exit(self, action: str, quantity: int) -> Callable[[object], None]:
+        """Count an exit as on its way from now (before its task first runs: a second intent
+        in the same decoder pass must see it); the callback releases it."""
         signed = quantity if action == "SELL" else -quantity  # as Trader.exiting() counts
         self.pending_exits += signed
-        try:
-            con_id = self.con_id()
-            broker = None if con_id is None else await self.positions.read(con_id, self.confirm_s)
-            if broker is None:
-                log.warning("exit_not_sent", ref=ref, reason="broker position not re-read")
-                return
-            holds = broker if action == "SELL" else -broker  # what this order can close
-            size = min(quantity, max(0, holds))
-            if size <= 0:
-                log.warning("exit_not_sent", ref=ref, reason="nothing to close", broker=broker)
-                return
-            ctx = self.context()
-            check = OrderCheck(OrderKind.EXIT, action, size, price, new_orders=1)
-            refusal = self.risk.check(check, ctx)
-            if refusal is not None:
-                log.warning("exit_refused", ref=ref, rule=refusal.rule, detail=refusal.detail)
-                return
-            self.executor.send_close(f"{ref}-X", Role.EXIT, ref, action, size, price, ctx.now)
-            self.risk.record_sent(1)
-        finally:
+
+        def release(_: object) -> None:
             self.pending_exits -= signed
+
+        return release
+
+    async def send_exit(self, ref: str, action: str, quantity: int, price: float | None) -> None:
+        """An exit order for at most ``quantity`` contracts: never more than the broker holds
+        in the direction it closes (re-read first), less what working closes already close."""
+        con_id = self.con_id()
+        broker = None if con_id is None else await self.positions.read(con_id, self.confirm_s)
+        if broker is None:
+            log.warning("exit_not_sent", ref=ref, reason="broker position not re-read")
+            return
+        holds = broker if action == "SELL" else -broker  # what this order can close
+        others = self.in_flight() if action == "SELL" else -self.in_flight()
+        size = min(quantity, max(0, holds - others))
+        if size <= 0:
+            log.warning(
+                "exit_not_sent", ref=ref, reason="nothing left to close", broker=broker,
+                closing=others,
+            )  # fmt: skip
+            return
+        ctx = self.context()
+        check = OrderCheck(OrderKind.EXIT, action, size, price, new_orders=1)
+        refusal = self.risk.check(check, ctx)
+        if refusal is not None:
+            log.warning("exit_refused", ref=ref, rule=refusal.rule, detail=refusal.detail)
+            return
+        self.executor.send_close(f"{ref}-X", Role.EXIT, ref, action, size, price, ctx.now)
+        self.risk.record_sent(1)

@@ -37,6 +37,7 @@ from daemon.trading.orders import (
     ABANDONED,
     DONE_STATUSES,
     JOURNALED,
+    LOST,
     ROLE_SUFFIX,
     OrderRecord,
     Role,
@@ -208,9 +209,6 @@ class Executor:
     def children(self, parent_ref: str) -> list[OrderRecord]:
         return [r for r in self.orders.values() if r.parent_ref == parent_ref]
 
-    def is_ours(self, order_ref: str) -> bool:
-        return order_ref.startswith(self.prefix)
-
     def find(self, client_id: int, order_id: int, perm_id: int, ref: str) -> OrderRecord | None:
         """An order of ours by its ids or ref, in memory or else in the journal."""
         rec = self._record_for(client_id, order_id, perm_id, ref)
@@ -219,9 +217,20 @@ class Executor:
         row = self.journal.order_by_perm(perm_id) if perm_id else None
         if row is None and ref:
             row = self.journal.order(ref)
+            if row is not None and not self._same_order(row.perm_id, client_id, perm_id):
+                row = None
         if row is None and order_id and client_id in self.ownership.client_ids:
             row = self.journal.order_by_id(client_id, order_id)
         return None if row is None else self.recall(row.ref)
+
+    def _same_order(self, known_perm: int | None, client_id: int, perm_id: int) -> bool:
+        """May a message naming one of our refs be about that order? Refs repeat across
+        instances with one prefix (a misconfiguration, but it happens): the perm id decides
+        when both are known; else the message must come from our client ids (0: a completed
+        order, which carries none)."""
+        if known_perm and perm_id:
+            return known_perm == perm_id
+        return client_id == 0 or client_id in self.ownership.client_ids
 
     def forget_session(self) -> None:
         """A new socket: what the broker reported must be heard again."""
@@ -389,6 +398,8 @@ class Executor:
         """Change a working order in place (same order id): price or quantity."""
         if not rec.live:
             return  # done at the broker: a modify would only earn an error
+        if not self._owned_by_this_connection(rec, "modify"):
+            return
         if lmt_price is not None:
             rec.lmt_price = lmt_price
         if quantity is not None:
@@ -410,6 +421,8 @@ class Executor:
         sent = self._cancel_sent.get(rec.ref)
         if sent is not None and now - sent < CANCEL_AGAIN_S:
             return False
+        if not self._owned_by_this_connection(rec, "cancel"):
+            return False
         self._cancel_sent[rec.ref] = now
         self._cancel_asked.add(rec.ref)
         cancel: Callable[[int, str], None] = self.ib.client.cancelOrder
@@ -417,6 +430,25 @@ class Executor:
         self.messages_sent += 1
         log.info("order_cancel_sent", ref=rec.ref, reason=reason, again=sent is not None)
         return True
+
+    def _owned_by_this_connection(self, rec: OrderRecord, what: str) -> bool:
+        """IB lets a client change only its own orders: under a fallback client id the same
+        order id would name another order (a modify would even place a new one)."""
+        connected = self.ib.client.clientId
+        if rec.client_id == connected:
+            return True
+        log.error(
+            "order_of_another_client_id",
+            ref=rec.ref,
+            what=what,
+            order_client_id=rec.client_id,
+            connected_as=connected,
+            action="not sent; it goes through once connected as that client id again, or "
+            "cancel it in TWS",
+            rate_limited=True,
+            rate_key=f"other_client_{rec.ref}",
+        )
+        return False
 
     # --- receiving ---
 
@@ -463,12 +495,16 @@ class Executor:
         wrapper.commissionReport = commission_report  # type: ignore[method-assign,assignment]
 
     def _guard(self, handler: Callable[..., None], *args: Any) -> None:
+        """A message we could not take in is a doubt about an order or a fill: it halts
+        trading (an anomaly) instead of breaking the decoder or passing in silence."""
         try:
             handler(*args)
         except JournalError as exc:  # the message was not journaled: say so, halt
             self._on_journal_error(exc)
-        except Exception as exc:  # a bad broker message must not break the decoder
+        except Exception as exc:
             log.error("broker_message_failed", handler=handler.__name__, error=repr(exc))
+            detail = f"a broker message could not be taken in ({handler.__name__}): {exc!r}"
+            self._on_anomaly("message_failed", f"{handler.__name__}:{exc!r}"[:200], detail)
 
     def _record_for(
         self, client_id: int, order_id: int, perm_id: int, ref: str
@@ -476,8 +512,9 @@ class Executor:
         key = self._by_id.get((client_id, order_id)) if order_id else None
         if key is None and perm_id:
             key = self._by_perm.get(perm_id)
-        if key is None and ref:
-            key = ref if ref in self.orders else None
+        known = self.orders.get(ref) if key is None else None
+        if known is not None and self._same_order(known.perm_id, client_id, perm_id):
+            key = ref
         return None if key is None else self.orders.get(key)
 
     def _stranger(
@@ -506,7 +543,9 @@ class Executor:
             rec.perm_id = order.permId
             self._by_perm[order.permId] = rec.ref
             self.journal.update_order(rec.ref, perm_id=order.permId, time=self._wall())
-        if order.orderId and (rec.client_id, rec.order_id) != (order.clientId, order.orderId):
+        ids = (order.clientId, order.orderId)
+        ours = order.clientId in self.ownership.client_ids  # never rebound to another client
+        if ours and order.orderId and (rec.client_id, rec.order_id) != ids:
             rec.client_id, rec.order_id = order.clientId, order.orderId
             self._by_id[(rec.client_id, rec.order_id)] = rec.ref
             self.journal.update_order(rec.ref, order_id=order.orderId, time=self._wall())
@@ -610,7 +649,8 @@ class Executor:
                 shares=float(ex.shares),
                 price=float(ex.price),
                 cum_qty=float(ex.cumQty),
-                order_quantity=rec.quantity,
+                avg_price=float(ex.avgPrice),
+                order_quantity=self._order_quantity(rec),
                 filled_before=self.journal.order_fills(
                     rec.ref, without=None if earlier is None else earlier.exec_id
                 ),
@@ -663,6 +703,12 @@ class Executor:
             FillReport(ex.execId, rec.ref, side, shares, float(ex.price), when, con_id, corrects)
         )
 
+    def _order_quantity(self, rec: OrderRecord) -> int:
+        """The most this order may fill: what was sent (a modify lowering it in memory may not
+        have reached the broker when a fill crosses it)."""
+        row = self.journal.order(rec.ref)
+        return max(rec.quantity, row.quantity if row is not None else 0)
+
     def _count_cum_qty(self, rec: OrderRecord, ex: Any) -> None:
         """The order's own filled count, even when its status message came late."""
         cum_qty = _quantity(ex.cumQty)
@@ -707,12 +753,19 @@ class Executor:
 
     def abandon(self, records: Iterable[OrderRecord], why: str) -> None:
         """Journaled but never acknowledged, and unknown at the broker: they were never sent."""
+        self._end(records, ABANDONED, why)
+
+    def lose(self, records: Iterable[OrderRecord], why: str) -> None:
+        """Acknowledged once, unknown to the broker now: not working, whatever we last heard."""
+        self._end(records, LOST, why)
+
+    def _end(self, records: Iterable[OrderRecord], status: str, why: str) -> None:
         for rec in records:
-            rec.status = ABANDONED
+            rec.status = status
             self._live.pop(rec.ref, None)
             self._cancel_sent.pop(rec.ref, None)
-            self.journal.update_order(rec.ref, status=ABANDONED, time=self._wall(), detail=why)
-            log.warning("order_abandoned", ref=rec.ref, reason=why)
+            self.journal.update_order(rec.ref, status=status, time=self._wall(), detail=why)
+            log.warning("order_ended", ref=rec.ref, status=status, reason=why)
 
 
 def _record(row: OrderRow) -> OrderRecord:

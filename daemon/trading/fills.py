@@ -43,6 +43,7 @@ class FillFacts:
     shares: float  # as on the wire (IB sends a decimal)
     price: float
     cum_qty: float
+    avg_price: float
     order_quantity: int  # the order's quantity
     filled_before: int  # shares of this order journaled before (without the fill it corrects)
     reference_price: float | None  # the order's own price, else the last trade; None: unknown
@@ -61,8 +62,12 @@ def fill_problem(f: FillFacts) -> str | None:
             f"size {shares} takes the order past its quantity {f.order_quantity} "
             f"({f.filled_before} filled before)"
         )
-    if math.isfinite(f.cum_qty) and f.cum_qty > f.order_quantity:
+    if not math.isfinite(f.cum_qty) or f.cum_qty != int(f.cum_qty) or f.cum_qty < shares:
+        return f"cumulative quantity {f.cum_qty:g} does not add up with size {shares}"
+    if f.cum_qty > f.order_quantity:
         return f"cumulative quantity {f.cum_qty:g} is over the order's {f.order_quantity}"
+    if not math.isfinite(f.avg_price) or f.avg_price <= 0:
+        return f"average price {f.avg_price:g} is not a positive price"
     ref = f.reference_price
     if ref is not None and ref > 0 and abs(f.price - ref) > ref * f.band_pct / 100:
         return f"price {f.price:g} is more than {f.band_pct:g} % from the market ({ref:g})"

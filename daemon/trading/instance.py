@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import os
 import socket
 import struct
 
@@ -40,13 +41,12 @@ class PrefixClaim:
         self._name = b""
 
     def claim(self, account: str, port: int | None) -> None:
-        """Take the name, or raise `InstanceConflictError` naming the prefix and the holder."""
-        name = (
-            b"\0orderflowd-"
-            + hashlib.sha256(f"{account}\0{self.prefix}\0{self.host}\0{port}".encode())
-            .hexdigest()[:32]
-            .encode()
-        )
+        """Take the name, or raise `InstanceConflictError` naming the prefix and the holder.
+
+        A name held by another local user is not another orderflowd of ours (a squatter, or
+        another user's daemon): logged, and the broker-side check stays the guard."""
+        key = f"{account}\0{self.prefix}\0{_address(self.host)}\0{port}"
+        name = b"\0orderflowd-" + hashlib.sha256(key.encode()).hexdigest()[:32].encode()
         if name == self._name:
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -58,7 +58,14 @@ class PrefixClaim:
             if exc.errno != errno.EADDRINUSE:  # no abstract sockets here: the broker check stays
                 log.warning("instance_claim_unavailable", error=str(exc))
                 return
-            holder = _holder_pid(name)
+            holder, uid = _holder(name)
+            if uid is not None and uid != os.getuid():
+                log.warning(
+                    "instance_claim_held_by_another_user",
+                    uid=uid,
+                    action="the prefix check at the broker stays on; look at who holds it",
+                )
+                return
             raise InstanceConflictError(
                 f"execution.order_ref_prefix {self.prefix!r} is already in use on account "
                 f"{mask_account(account)} through {self.host}:{port} by another orderflowd"
@@ -74,17 +81,25 @@ class PrefixClaim:
         self._sock, self._name = None, b""
 
 
-def _holder_pid(name: bytes) -> int | None:
-    """The pid of the process holding ``name`` (its peer credentials), if it can be asked."""
+def _holder(name: bytes) -> tuple[int | None, int | None]:
+    """(pid, uid) of the process holding ``name`` (its peer credentials), if it can be asked."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)
         probe.connect(name)
         creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid: int = struct.unpack("3i", creds)[0]
-        return pid
+        pid, uid, _ = struct.unpack("3i", creds)
+        return pid, uid
     except OSError:
-        return None
+        return None, None
     finally:
         with contextlib.suppress(OSError):
             probe.close()
+
+
+def _address(host: str) -> str:
+    """The gateway's address as an IP ("localhost" and "127.0.0.1" are one gateway)."""
+    try:
+        return str(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0])
+    except (OSError, IndexError):
+        return host

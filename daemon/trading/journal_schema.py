@@ -23,8 +23,9 @@ ORDER_ROLES: Final = frozenset({"entry", "stop", "target", "exit", "flatten", "a
 ORDER_ACTIONS: Final = frozenset({"BUY", "SELL"})
 JOURNALED: Final = "Journaled"  # an order's status from journaling until IB reports one
 ABANDONED: Final = "Abandoned"  # ours: journaled but never reached the broker
+LOST: Final = "Lost"  # acknowledged once, unknown to the broker since (the operator accepted)
 DONE_ORDER_STATUSES: Final = frozenset(
-    {"Filled", "Cancelled", "ApiCancelled", "Inactive", ABANDONED}
+    {"Filled", "Cancelled", "ApiCancelled", "Inactive", ABANDONED, LOST}
 )
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -5,10 +5,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from daemon.trading.journal import ABANDONED, JOURNALED
+from daemon.trading.journal import ABANDONED, JOURNALED, LOST
 from daemon.trading.journal import DONE_ORDER_STATUSES as DONE_STATUSES
 
-__all__ = ["ABANDONED", "DONE_STATUSES", "JOURNALED", "ROLE_SUFFIX", "OrderRecord", "Role"]
+__all__ = [
+    "ABANDONED",
+    "DONE_STATUSES",
+    "JOURNALED",
+    "LOST",
+    "ROLE_SUFFIX",
+    "OrderRecord",
+    "Role",
+]
 
 
 class Role(enum.StrEnum):

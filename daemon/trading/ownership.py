@@ -16,6 +16,7 @@ order the journal does not know is
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from daemon.trading.orders import ROLE_SUFFIX, Role
 
 __all__ = ["Ownership", "Verdict", "intent_of"]
 
+_REF_TAIL = re.compile(r"(\d{8}-\d{4,}|flatten-\d+)(-[A-Z])?")
 _ROLE_OF_SUFFIX = {suffix: role for role, suffix in ROLE_SUFFIX.items()}
 _ROLE_OF_SUFFIX["F"] = Role.FLATTEN
 
@@ -51,7 +53,12 @@ class Ownership:
     intent_known: Callable[[str], bool]
 
     def ours_by_ref(self, ref: str) -> bool:
-        return ref.startswith(self.prefix + "-")
+        """The shape of a ref this prefix makes (``ofd-20261122-0001-P``, or an unjournaled
+        flatten's ``ofd-flatten-1795000000-F``): ``ofd`` does not claim ``ofd-b``'s refs."""
+        head = self.prefix + "-"
+        if not ref.startswith(head):
+            return False
+        return _REF_TAIL.fullmatch(ref[len(head) :]) is not None
 
     def verdict(self, client_id: int, ref: str) -> Verdict:
         """What to do with a message about an order the journal does not know."""
@@ -69,6 +76,12 @@ class Ownership:
         """The anomaly in words: which order, and why it is not accounted for."""
         name = f"order {ref!r}" if ref else f"order id {order_id}"
         head = f"{what} for {name} (client id {client_id}, perm id {perm_id or '-'})"
+        if self.ours_by_ref(ref) and client_id == 0:  # completed orders carry no client id
+            return (
+                f"{head} carries this instance's order_ref_prefix {self.prefix!r} but the "
+                "journal has no such order: another instance with the same prefix on this "
+                "account, or an order whose journal row was lost"
+            )
         if self.ours_by_ref(ref) and client_id not in self.client_ids:
             return (
                 f"{head} carries this instance's order_ref_prefix {self.prefix!r} under a client "

@@ -53,7 +53,9 @@ async def reconcile(
 ) -> ReconcileResult:
     """Fetch the broker's state, journal what was missed, and list what differs."""
     result = ReconcileResult()
-    await asyncio.wait_for(ib.reqOpenOrdersAsync(), wait_s)
+    # Every client's open orders: ours placed under a fallback client id in an earlier life
+    # count as seen (the taps leave other applications' orders alone).
+    await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), wait_s)
     await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=True), wait_s)
     for client_id in dict.fromkeys(client_ids):
         await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter(clientId=client_id)), wait_s)

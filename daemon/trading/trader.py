@@ -11,8 +11,9 @@ any order is allowed; a mismatch halts trading and says what differs.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -95,7 +96,7 @@ class Trader:
         self.strategy = strategy
         self.risk = RiskManager(settings.risk, clock=clock, on_state=self._on_state)
         self._wall = wall
-        self.alarms = Alarms(self.risk, self._event, wall)
+        self.alarms = Alarms(self.risk, self._event, self._cancel_entries_soon, wall)
         self.executor = Executor(
             conn.ib,
             journal,
@@ -121,6 +122,8 @@ class Trader:
             self.positions,
             settings.execution.confirm_timeout_s,
             self._con_id,
+            lambda: self.position,
+            lambda: self.exiting() - self.closer.pending_exits,
             lambda: self._context(self.flow.features.clock or 0.0, None),
             self._journal_closing,
             self._wait,
@@ -418,7 +421,8 @@ class Trader:
         close -= sum(r.remaining for r in self.executor.live() if r.role is Role.EXIT)
         close -= abs(self.closer.pending_exits)
         if close > 0:  # sized from the broker's position and risk-checked before it goes
-            self._spawn(self.closer.send_exit(ref, action, close, price))
+            release = self.closer.reserve_exit(action, close)
+            self._spawn(self.closer.send_exit(ref, action, close, price)).add_done_callback(release)
 
     def _cancel(self, rec: OrderRecord, ctx: RiskContext | None, reason: str) -> None:
         if rec.status == JOURNALED and rec.perm_id is None and not self.conn.ready:
@@ -564,6 +568,7 @@ class Trader:
         self.reconciled = False
         self._fills_at_disconnect = self.executor.new_fills
         self.executor.forget_session()
+        self.positions.forget()
         self._event("disconnect")
 
     # --- PnL ---
@@ -611,31 +616,25 @@ class Trader:
     # --- periodic work (the supervisor's monitor calls it once a second) ---
 
     def tick(self, now: float) -> None:
-        """Entry timeouts, the daily loss limit, a pending flip, the day's PnL in the journal;
-        a journal that fails on the way halts trading (the next tick tries again)."""
-        try:
-            self._tick(now)
-        except JournalError as exc:
-            self.alarms.journal_failed(exc)
-
-    def _tick(self, now: float) -> None:
+        """Entry timeouts, strays, a pending flip, the daily loss limit, the day's PnL in the
+        journal, the journal's disk check: each step on its own, the orders' safety first, so
+        that a journal that fails (and halts trading) never stops the others."""
         self._roll_day(now)
         self.executor.forget_finished()
         if not self.enabled:
             return
-        self._check_disk()
-        net = self.day_net()
-        if self.risk.update_pnl(net):
-            self._spawn(self._loss_limit())
-        if net is not None:
-            self.journal.upsert_daily_pnl(
-                self.day,
-                realized=self.day_realized,
-                unrealized=self.unrealized() or 0.0,
-                commissions=self.day_commissions,
-                net=net,
-                time=self._wall(),
-            )
+        steps: list[Callable[[], None]] = [
+            lambda: self._orders_tick(now),
+            self._loss_tick,
+            self._check_disk,
+        ]
+        for step in steps:
+            try:
+                step()
+            except JournalError as exc:
+                self.alarms.journal_failed(exc)
+
+    def _orders_tick(self, now: float) -> None:
         if not self.conn.ready:
             return
         naked = self.unprotected()
@@ -660,6 +659,20 @@ class Trader:
                 self.risk.record_sent(1)
         self._resume_flip(now)
 
+    def _loss_tick(self) -> None:
+        net = self.day_net() if self.position is not None else None
+        if self.risk.update_pnl(net):
+            self._spawn(self._loss_limit())
+        if net is not None:
+            self.journal.upsert_daily_pnl(
+                self.day,
+                realized=self.day_realized,
+                unrealized=self.unrealized() or 0.0,
+                commissions=self.day_commissions,
+                net=net,
+                time=self._wall(),
+            )
+
     def _check_disk(self) -> None:
         """Every `trading.journal_check_s`: is the journal on disk what this process wrote? (A
         damaged WAL shows only to a new connection, i.e. at the next start, otherwise.)"""
@@ -667,7 +680,10 @@ class Trader:
         if wall - self._disk_checked < self.settings.trading.journal_check_s:
             return
         self._disk_checked = wall
-        problem = self.journal.check_on_disk()
+        try:
+            problem = self.journal.check_on_disk()
+        except sqlite3.Error as exc:
+            problem = f"journal {self.journal.path} cannot be read back: {exc}"
         if problem is not None:
             self.alarms.journal_failed(JournalError(problem))
 
@@ -739,14 +755,17 @@ class Trader:
         if self.risk.flatten_on_loss:
             await self.flatten("daily loss limit")
 
-    async def flatten(self, reason: str) -> FlattenResult:
-        """Cancel every order of ours, wait for the broker to confirm, then close the position
-        the broker reports (see `closing`); one flatten at a time."""
+    async def flatten(self, reason: str, within: float | None = None) -> FlattenResult:
+        """Halt (no strategy order may cross it), cancel every order of ours, wait for the
+        broker to confirm, then close the position the broker reports (see `closing`); one
+        flatten at a time."""
         if self._flattening is not None and not self._flattening.done():
             return await self._flattening
+        if self.risk.state is not TradingState.HALTED:
+            self.risk.halt(f"flatten: {reason}")
         self._event("flatten", reason=reason)
         log.warning("flatten", reason=reason)
-        task = asyncio.ensure_future(self.closer.flatten(reason))
+        task = asyncio.ensure_future(self.closer.flatten(reason, within))
         self._flattening = task
         result = await task
         self.last_flatten = result.as_status(self._wall())
@@ -801,8 +820,17 @@ class Trader:
         recheck = self.alarms.unresolved and self.conn.ready
         if self.mismatches:
             con_id = self._con_id()
-            if con_id is not None and self.last_reconcile is not None:
-                self._adopt_broker_position(con_id)
+            if con_id is None or self.positions.last(con_id) is None:
+                return {
+                    "ok": False,
+                    "state": self.risk.state.value,
+                    "error": "the broker's position is not known (not connected): resume once "
+                    "the daemon is connected again",
+                }
+            self._adopt_broker_position(con_id)
+            # Orders the broker no longer knows are not working, whatever the journal says.
+            gone = [r for r in self.executor.live() if r.ref not in self.executor.seen_at_broker]
+            self.executor.lose(gone, "the broker has no such order (accepted by the operator)")
             self.mismatches = []
             self.reconciled = self.conn.ready
         self.alarms.resumed()
@@ -820,7 +848,7 @@ class Trader:
 
     def _adopt_broker_position(self, con_id: int) -> None:
         """The operator accepted the broker's position after a mismatch: remember the offset."""
-        broker = self.positions.last(con_id) or 0
+        broker = self.positions.last(con_id) or 0  # known: checked by the caller
         journal = self.journal.journal_position(con_id)
         offset = broker - journal
         self.offsets[con_id] = offset
@@ -835,15 +863,16 @@ class Trader:
 
     # --- shutdown ---
 
-    async def shutdown(self) -> bool:
-        """SIGTERM: keep the brackets working (default), cancel entries, or flatten. False when
-        the policy could not be carried out and confirmed (the exit code says so)."""
+    async def shutdown(self, within: float = 12.0) -> bool:
+        """SIGTERM: keep the brackets working (default), cancel entries, or flatten, within
+        ``within`` seconds. False when the policy could not be carried out and confirmed (the
+        exit code says so)."""
         try:
-            return await self._shutdown()
+            return await self._shutdown(within)
         finally:
             self.claim.release()
 
-    async def _shutdown(self) -> bool:
+    async def _shutdown(self, within: float) -> bool:
         policy = self.settings.trading.on_shutdown
         self._event("shutdown", policy=policy)
         if not self.enabled or policy == "keep":
@@ -857,23 +886,28 @@ class Trader:
             )
             return False
         if policy == "cancel_entries":
+            asked = {r.ref for r in self.executor.live() if r.role is Role.ENTRY and not r.filled}
             await self.cancel_entries("shutdown")
             done = await self._wait(
-                lambda: not any(r.role is Role.ENTRY for r in self.executor.live()),
-                self.settings.execution.confirm_timeout_s,
+                lambda: not any(r.ref in asked for r in self.executor.live()),
+                min(within, self.settings.execution.confirm_timeout_s),
             )
             if not done:
                 log.error("shutdown_cancels_unconfirmed", policy=policy)
             return done
-        return (await self.flatten("shutdown")).ok
+        return (await self.flatten("shutdown", within)).ok
 
     def _flattening_now(self) -> bool:
         return self._flattening is not None and not self._flattening.done()
 
-    def _spawn(self, coro: Any) -> None:
+    def _cancel_entries_soon(self) -> None:
+        self._spawn(self.cancel_entries("alarm"))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # --- status ---
 

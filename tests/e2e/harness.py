@@ -76,6 +76,13 @@ class Daemon:
     async def until(self, predicate: Callable[[], bool], limit: float = WAIT) -> None:
         await self.changes.until(predicate, limit)
 
+    async def prodding(self, predicate: Callable[[], bool], limit: float = WAIT) -> None:
+        """Until `predicate`, for changes no socket read announces (the monitor's work): each
+        turn asks the gateway the time, whose answer is a read that wakes the next check."""
+        async with asyncio.timeout(limit):
+            while not predicate():
+                await self.sup.ib.reqCurrentTimeAsync()
+
     async def wait_exit(self, limit: float = WAIT) -> int:
         """The supervisor's exit code, once it ends by itself."""
         return await asyncio.wait_for(self.task, limit)

@@ -61,7 +61,7 @@ async def test_a_flatten_on_sigterm_that_the_broker_cannot_confirm_sends_nothing
     assert "cancels not confirmed" in last["message"]
 
 
-async def test_a_flatten_sizes_from_the_position_the_broker_confirms(
+async def test_a_flatten_closes_this_instances_position_never_more_than_the_broker_holds(
     gateway: Gateway, daemon: Callable[..., Daemon]
 ) -> None:
     from ib_async import IB, MarketOrder
@@ -69,7 +69,7 @@ async def test_a_flatten_sizes_from_the_position_the_broker_confirms(
     market = Market(gateway)
     d = daemon(gateway, trading={"on_shutdown": "flatten"})
     await _long_one(d, market, gateway)
-    other = IB()  # a second contract bought by hand on the same account
+    other = IB()  # a second contract bought by hand on the same account: not ours to close
     await other.connectAsync("127.0.0.1", gateway.port, clientId=99, timeout=10)
     try:
         assert d.sup.market.contract is not None
@@ -81,9 +81,28 @@ async def test_a_flatten_sizes_from_the_position_the_broker_confirms(
     d.sup.request_stop("SIGTERM")
     assert await d.wait_exit() == 0
     [closing] = _closing_orders(gateway)
-    assert closing.request.total_quantity == 2  # what the broker holds, asked again
+    assert closing.request.total_quantity == 1  # ours, confirmed by the broker's +2 first
+    assert position(gateway) == 1  # the manual contract is still there
+    last = d.trader.status()["last_flatten"]
+    assert last["ok"] is True
+    assert "the account's other +1 is not this instance's" in last["message"]
+
+
+async def test_a_flatten_sends_nothing_when_the_broker_holds_less_than_it_thinks(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway, execution={"confirm_timeout_s": 0.5})
+    await _long_one(d, market, gateway, stop_ticks=4)
+    gateway.delay_messages(["execution", "order_status", "open_order"], 15.0)
+    market.quote(4998.0, 4998.25)
+    market.trade(4998.0, side=Side.SELL)  # the stop fills at the broker; we hear nothing yet
     assert position(gateway) == 0
-    assert d.trader.status()["last_flatten"]["ok"] is True
+    reply = await d.trader.command("flatten", {"reason": "test"})
+    gateway.release_messages()
+    assert reply["ok"] is False
+    assert _closing_orders(gateway) == []  # never a SELL on top of the stop's fill
+    assert position(gateway) == 0
 
 
 @contextlib.contextmanager
@@ -126,13 +145,13 @@ async def test_a_full_disk_halts_trading_sends_nothing_and_the_daemon_lives(
         await d.ready(market)
         filler = fill_up(fs)
         await d.send(market, d.strategy.intent(1, entry="MKT"))
-        await d.until(lambda: d.trader.risk.state is TradingState.HALTED)
+        await d.prodding(lambda: d.trader.risk.state is TradingState.HALTED)
         assert "journal cannot be written" in d.trader.risk.reason
         assert "full" in (d.trader.status()["journal_error"] or "")
         assert gateway_orders(gateway) == []  # never sent without its journal row
         assert not d.task.done()
         filler.unlink()  # space again: status.json says why it halted
-        await d.until(lambda: '"journal_error": "' in (fs / "state" / "status.json").read_text())
+        await d.prodding(lambda: '"journal_error": "' in (fs / "state" / "status.json").read_text())
         d.sup.request_stop("test_end")
         assert await d.wait_exit() == 0
 
@@ -168,7 +187,7 @@ async def test_a_truncated_wal_is_noticed_while_running(
     wal = d.trader.journal.path.with_name("journal.sqlite-wal")
     assert wal.stat().st_size > 0
     os.truncate(wal, 0)  # what a full disk or a careless copy leaves behind
-    await d.until(lambda: d.trader.risk.state is TradingState.HALTED)
+    await d.prodding(lambda: d.trader.risk.state is TradingState.HALTED)
     assert "journal" in d.trader.risk.reason
     assert d.trader.status()["journal_error"]
     assert len(live(gateway)) == 2  # the bracket keeps protecting the position
@@ -183,9 +202,49 @@ async def test_a_strategy_failing_on_a_bar_the_monitor_closes_halts_and_the_daem
     await _long_one(d, market, gateway)
     d.strategy.error = RuntimeError("bad bar")
     # No more trades: the next bar is closed by the monitor on the market clock.
-    await d.until(lambda: d.trader.risk.state is TradingState.HALTED)
+    await d.prodding(lambda: d.trader.risk.state is TradingState.HALTED)
     assert d.trader.status()["strategy_error"] == "on_bar: RuntimeError: bad bar"
     assert d.strategy.calls == 1
     assert not d.task.done()
     assert position(gateway) == 1
     assert len(live(gateway)) == 2
+
+
+async def test_two_exit_intents_in_one_read_send_one_exit_order(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await _long_one(d, market, gateway)
+    [target] = [o for o in live(gateway) if o.request.order_type is OrderType.LMT]
+    gateway.dispatch(gateway.engine.cancel(target.request.client_id, target.request.order_id))
+    await d.until(lambda: len(live(gateway)) == 1)  # the stop alone protects the position
+    d.strategy.queue.extend([d.strategy.intent(0), d.strategy.intent(0)])
+    market.trade()
+    market.trade()  # two trades in one read: two intents before any task has run
+    await d.until(lambda: d.trader.position == 0)
+    exits = [o for o in gateway_orders(gateway) if o.request.order_ref.endswith("-X")]
+    assert [o.request.total_quantity for o in exits] == [1]
+    assert position(gateway) == 0
+
+
+async def test_a_late_positions_answer_never_sizes_a_later_close(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway, execution={"confirm_timeout_s": 0.3})
+    await _long_one(d, market, gateway)
+    gateway.delay_messages(["position", "position_end"], 2.0)
+    first = await d.trader.command("flatten", {"reason": "first"})
+    assert first["ok"] is False
+    assert "could not be re-read" in first["message"]
+    again = await d.trader.command("flatten", {"reason": "while the first is unanswered"})
+    assert again["ok"] is False  # not sized from the first request's late answer
+    assert _closing_orders(gateway) == []
+    gateway.release_messages()  # the late answer completes the first request only
+    await d.prodding(lambda: not d.trader.positions.unanswered)
+    last = await d.trader.command("flatten", {"reason": "answered now"})
+    assert last["ok"] is True, last
+    [closing] = _closing_orders(gateway)
+    assert closing.request.total_quantity == 1
+    assert position(gateway) == 0

@@ -218,3 +218,49 @@ async def test_a_strategy_that_raises_halts_trading_and_keeps_the_bracket(
     sells = [o for o in gateway_orders(gateway) if o.request.action is Side.SELL]
     assert sells
     assert all(o.request.total_quantity == 1 for o in sells)
+
+
+async def test_another_instances_order_under_our_very_ref_never_rebinds_ours(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await _long_one(d, market, gateway)
+    ours = d.trader.journal.order(f"{PREFIX}-20261120-0001-P")
+    assert ours is not None
+    assert ours.perm_id
+    # Another instance with the same prefix counts its intents the same way: same ref, today.
+    gateway.place_foreign_order(CLIENT + 5, ours.ref, "BUY", 1)
+    reconnects = d.sup.conn.status.reconnect_count
+    gateway.drop_clients()  # the next connect sees every client's orders and the position
+    await d.until(
+        lambda: (
+            d.sup.conn.status.reconnect_count > reconnects
+            and d.trader.risk.state is TradingState.HALTED
+        )
+    )
+    again = d.trader.journal.order(ours.ref)
+    assert again is not None
+    assert (again.client_id, again.order_id, again.perm_id) == (
+        ours.client_id, ours.order_id, ours.perm_id,
+    )  # fmt: skip
+    assert len(d.trader.journal.executions()) == 1  # its fill is not ours
+    details = " ".join(a["detail"] for a in d.trader.status()["alarms"])
+    assert "another instance with the same prefix" in details
+    assert position(gateway) == 2
+
+
+async def test_an_alarm_cancels_the_entries_not_filled_yet(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, offset_ticks=-4))  # rests below the bid
+    await d.until(lambda: len(live(gateway)) == 3)
+    gateway.inject_order_status(
+        CLIENT, order_id=999, status="Filled", filled=1, remaining=0, avg_fill_price=5000.0,
+        perm_id=77_000_002,
+    )  # fmt: skip
+    await d.until(lambda: d.trader.risk.state is TradingState.HALTED and not live(gateway))
+    assert position(gateway) == 0  # the entry can no longer fill while nobody trades

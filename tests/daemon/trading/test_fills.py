@@ -16,6 +16,7 @@ GOOD = FillFacts(
     shares=1.0,
     price=5000.25,
     cum_qty=1.0,
+    avg_price=5000.25,
     order_quantity=1,
     filled_before=0,
     reference_price=5000.0,
@@ -50,6 +51,9 @@ def test_a_sane_fill_passes() -> None:
         ({"shares": math.inf}, "not a whole number"),
         ({"filled_before": 1}, "takes the order past its quantity 1 (1 filled before)"),
         ({"cum_qty": 3.0}, "cumulative quantity 3 is over the order's 1"),
+        ({"cum_qty": math.nan}, "cumulative quantity nan does not add up"),
+        ({"cum_qty": 0.0}, "cumulative quantity 0 does not add up with size 1"),
+        ({"avg_price": -math.inf}, "average price -inf is not a positive price"),
     ],
 )
 def test_an_impossible_fill_is_named(changes: dict[str, float], words: str) -> None:
@@ -91,10 +95,15 @@ def test_ownership_of_an_order_the_journal_does_not_know() -> None:
     assert owner.verdict(9, "ofd-20261122-0001-P") is Verdict.ANOMALY  # another instance
     assert owner.verdict(0, "manual") is Verdict.NOT_OURS
     assert owner.verdict(9, "ofdx-1-P") is Verdict.NOT_OURS  # another prefix
+    assert owner.verdict(9, "ofd-b-20261122-0001-P") is Verdict.NOT_OURS  # "ofd-b" is not ours
+    assert owner.ours_by_ref("ofd-flatten-1795000000-F")  # an unjournaled flatten's
     assert "another instance with the same prefix" in owner.describe(
         "an execution", 9, 3, 555, "ofd-20261122-0001-P"
     )
     assert "the journal has no such order" in owner.describe("a status", 7, 3, 0, "")
+    assert "or an order whose journal row was lost" in owner.describe(
+        "a completed order", 0, 0, 555, "ofd-20261122-0001-P"
+    )
 
 
 def test_intent_refs_and_roles_from_an_order_ref() -> None:
