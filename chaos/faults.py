@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chaos.daemon import DaemonProcess, Status
+from daemon.runtime.control import CONTROL_SOCKET, ControlError, send_command
 from ibsim.feed import BadTick
 from ibsim.gateway import Gateway
 from ibsim.wirefaults import FillCorruption
@@ -284,6 +285,23 @@ async def _wait_for_event(t: Target, event: str, nth: int = 1) -> bool:
         t.gw.observers.remove(on_event)
 
 
+async def _operator_flatten(t: Target, before: Status) -> Injected | None:
+    """`orderflowd flatten` right after a fill, as a trader would: its closing order must be
+    sized from the broker's position (the close-order invariant judges it)."""
+    if not await _wait_for_event(t, "fill"):
+        return None
+    reply = await asyncio.to_thread(_control, t.daemon, "flatten")
+    detail = str(reply.get("message") or reply.get("error") or reply)
+    return Injected(t.now(), _always, f"orderflowd flatten: {detail}")
+
+
+def _control(daemon: DaemonProcess, command: str) -> dict[str, object]:
+    try:
+        return send_command(daemon.state_dir / CONTROL_SOCKET, command, "chaos", timeout=90.0)
+    except (ControlError, OSError) as exc:
+        return {"ok": False, "error": str(exc)}
+
+
 async def _kill(t: Target, before: Status) -> Injected:
     t.daemon.kill()
     await t.restart_daemon()
@@ -338,4 +356,5 @@ CATALOGUE: dict[str, Fault] = {
     "feed_frozen": _feed_frozen,
     "oversized_frame": _bad_frame("oversized"),
     "garbage_frame": _bad_frame("garbage"),
+    "operator_flatten": _operator_flatten,
 }

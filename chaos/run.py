@@ -371,16 +371,18 @@ async def _one_fault(
 
 
 def halted_for_a_person(doc: Status) -> bool:
-    """Halted for what a trader would look at and then resume: rejects, a broker anomaly."""
+    """Halted for what a trader would look at and then resume: rejects, a broker anomaly, an
+    operator's flatten."""
     trading = doc.get("trading") or {}
     reason = str(trading.get("reason"))
-    return trading.get("state") == "HALTED" and ("rejects" in reason or "anomaly" in reason)
+    wanted = ("rejects", "anomaly", "flatten: operator")
+    return trading.get("state") == "HALTED" and any(w in reason for w in wanted)
 
 
 def _operator_resume(daemon: DaemonProcess) -> bool:
     """`orderflowd resume --reason chaos` through the control socket; True if it took."""
     try:
-        reply = send_command(daemon.state_dir / CONTROL_SOCKET, "resume", reason="chaos")
+        reply = send_command(daemon.state_dir / CONTROL_SOCKET, "resume", "chaos", timeout=90.0)
     except (ControlError, OSError):
         return False
     return bool(reply.get("ok"))
@@ -424,7 +426,7 @@ def format_report(report: Report, config: ChaosConfig) -> str:
     halts = ", ".join(f"{r} x{n}" for r, n in report.halts.items()) or "none"
     lines.append(f"     halts: {halts}")
     resumes = ", ".join(f"{k} x{n}" for k, n in report.operator_resumes.items()) or "none"
-    lines.append(f"     operator resumes (after reject and anomaly halts): {resumes}")
+    lines.append(f"     operator resumes (after reject, anomaly and flatten halts): {resumes}")
     lines.append(f"     daemon lives: {report.lives}, ended by themselves: {len(report.crashes)}")
     lines.append("")
     headline = {c.name: c.value for c in report.checks}
