@@ -28,7 +28,7 @@ ERRORS_PAGE = "tws-errors.md"
 
 _CONFIG_HEAD = """# Configuration reference
 
-Generated from `daemon/settings.py` by `python -m daemon.reference`; do not edit by hand.
+Generated from `daemon/settings/` by `python -m daemon.reference`; do not edit by hand.
 
 Every setting has a default; a TOML file (`--config`, default `config/orderflowd.toml`) sets
 what differs, one `[section]` per table below. Priority, highest first: command line
