@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from daemon.core.instrument import Instrument
 from daemon.flow.events import MarketEvent, QuoteEvent, TradeEvent
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.replay import parse_trades
@@ -42,6 +43,7 @@ from ibsim.model import QuoteTick
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "es_trades_2013-09-01_02.csv.gz"
+ES = Instrument.of_product("ES")  # the data is ES trades
 TARGET_TRADES_PER_S = 500_000
 CLI_PASSES = 3
 
@@ -62,7 +64,7 @@ def best_rate(count: int, run: Callable[[], object], passes: int) -> float:
 
 
 def replay(lines: Sequence[str], flow: FlowSettings, data: DataSettings) -> OrderFlow:
-    extractor = OrderFlow(flow, data, quotes=False)
+    extractor = OrderFlow(flow, data, instrument=ES, quotes=False)
     on_event = extractor.on_event
     for ev in parse_trades(lines, "bench"):
         on_event(ev)
@@ -78,7 +80,7 @@ def parse_only(lines: Sequence[str]) -> int:
 
 
 def extract_only(events: Sequence[MarketEvent], flow: FlowSettings, data: DataSettings) -> None:
-    extractor = OrderFlow(flow, data, quotes=False)
+    extractor = OrderFlow(flow, data, instrument=ES, quotes=False)
     on_event = extractor.on_event
     for ev in events:
         on_event(ev)
@@ -189,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         counted[0] += 1
 
     base = per_event_ns(stream, count)
-    live = OrderFlow(flow, data)
+    live = OrderFlow(flow, data, instrument=ES)
     cost = per_event_ns(stream, live.on_event)
     b50, b99 = quantiles(base)
     c50, c99 = quantiles(cost)
@@ -216,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     tracemalloc.start()
-    extractor = OrderFlow(flow, data)
+    extractor = OrderFlow(flow, data, instrument=ES)
     samples = []
     days = 4
     for day in range(days):

@@ -375,11 +375,13 @@ def _check_strategy(settings: Settings) -> None:
 def _replay(settings: Settings, ticks: Path, out: Path | None) -> int:
     import zlib
 
+    from daemon.core.instrument import Instrument
     from daemon.flow.replay import TradesFileError
     from daemon.runtime.offline import print_summary, replay_rows, write_csv
 
+    instrument = Instrument.of_product(settings.instrument.symbol)  # the configured product
     try:
-        rows, summary = replay_rows(ticks, settings.flow, settings.data)
+        rows, summary = replay_rows(ticks, settings.flow, settings.data, instrument)
     except TradesFileError as exc:
         print(f"orderflowd replay: {exc}; no output written", file=sys.stderr)
         return EX_DATAERR

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ib_async import IB, ContractDetails, Future, Position, RequestError
 
+from daemon.core.instrument import Instrument
+
 # Abbreviations older TWS versions put in timeZoneId. zoneinfo's own "EST" is fixed UTC-5,
 # which is not what IB means.
 _ZONE_ALIASES = {"EST": "US/Eastern", "CST": "US/Central"}
@@ -278,8 +280,26 @@ def next_after(
     return None
 
 
-async def fetch_es_details(
-    ib: IB, symbol: str = "ES", exchange: str = "CME", currency: str = "USD"
+def instrument_from_details(cd: ContractDetails) -> Instrument:
+    """The traded contract as the broker describes it: tick size, multiplier, month."""
+    c = cd.contract
+    if c is None:
+        raise NoContractError("contract details without a contract")
+    return Instrument.from_broker(
+        symbol=c.symbol,
+        exchange=c.exchange or c.primaryExchange,
+        currency=c.currency,
+        min_tick=cd.minTick,
+        multiplier=c.multiplier,
+        price_magnifier=cd.priceMagnifier,
+        con_id=c.conId,
+        local_symbol=c.localSymbol,
+        trading_class=c.tradingClass,
+    )
+
+
+async def fetch_future_details(
+    ib: IB, symbol: str, exchange: str, currency: str
 ) -> list[ContractDetails]:
     """Every listed expiry of the future, nearest first.
 

@@ -12,7 +12,7 @@ import structlog
 from ib_async import Client, Contract, MarketOrder, OrderState, RequestError, Ticker
 
 from daemon.broker import tws_errors
-from daemon.broker.contracts import NoContractError, fetch_es_details, select_front
+from daemon.broker.contracts import NoContractError, fetch_future_details, select_front
 from daemon.broker.doctor_model import (
     ACCOUNTS,
     CHECKS,
@@ -161,7 +161,7 @@ class SessionChecks:
         now = datetime.fromtimestamp(self.wall(), UTC)
         try:
             details = await asyncio.wait_for(
-                fetch_es_details(ib, inst.symbol, inst.exchange, inst.currency),
+                fetch_future_details(ib, inst.symbol, inst.exchange, inst.currency),
                 self.timeouts.step,
             )
             front = select_front(details, now, inst.roll_days_before_expiry).contract
@@ -175,7 +175,7 @@ class SessionChecks:
                 "reports the sec-def farm broken (2157), wait and rerun",
             )
             return None
-        assert front is not None  # fetch_es_details keeps only details with a contract
+        assert front is not None  # fetch_future_details keeps only details with a contract
         name = front.localSymbol or inst.symbol
         refusal, seconds = await self._stream(session, lambda: ib.reqMktData(front, "233"))
         ib.cancelMktData(front)

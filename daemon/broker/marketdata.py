@@ -38,6 +38,7 @@ from daemon.broker import contracts
 from daemon.broker.connection import Connection
 from daemon.broker.freshness import FlowFreshness, FreshnessWatch, Step
 from daemon.broker.rtvolume import RT_VOLUME_TICKS, parse_rt_volume
+from daemon.core.instrument import Instrument
 from daemon.flow.events import (
     DataMode,
     MarketEvent,
@@ -95,11 +96,15 @@ class MarketData:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         flow: FlowFreshness | None = None,
+        on_contract: Callable[[Instrument], None] | None = None,
     ) -> None:
         """Without `flow`, data received counts as accepted (trades in tick-by-tick mode)."""
         self.conn = conn
         self.ib = conn.ib
-        self.instrument = instrument
+        self.instrument_settings = instrument
+        self._on_contract = on_contract
+        # The traded contract: the product's facts until the broker's details refine them.
+        self.instrument = Instrument.of_product(instrument.symbol)
         self.data = data
         self.sink = sink
         self.stats = FeedStats()
@@ -163,8 +168,11 @@ class MarketData:
                 action="trading hours and the roll follow the gateway's clock",
             )
         self._details = await asyncio.wait_for(
-            contracts.fetch_es_details(
-                ib, self.instrument.symbol, self.instrument.exchange, self.instrument.currency
+            contracts.fetch_future_details(
+                ib,
+                self.instrument_settings.symbol,
+                self.instrument_settings.exchange,
+                self.instrument_settings.currency,
             ),
             30.0,
         )
@@ -175,7 +183,7 @@ class MarketData:
     def _select_front(self) -> bool:
         """Pick the front contract at the market clock; True when it changed."""
         front = contracts.select_front(
-            self._details, self.market_now(), self.instrument.roll_days_before_expiry
+            self._details, self.market_now(), self.instrument_settings.roll_days_before_expiry
         )
         contract = front.contract
         if contract is None:
@@ -184,6 +192,12 @@ class MarketData:
         if changed:
             old = self.contract.localSymbol if self.contract else None
             self.front, self.contract = front, contract
+            self.instrument = contracts.instrument_from_details(front)
+            differs = self.instrument.differs_from_product()
+            if differs:
+                log.warning("instrument_differs", contract=contract.localSymbol, detail=differs)
+            if self._on_contract is not None:
+                self._on_contract(self.instrument)
             self.calendar = contracts.SessionCalendar.from_details(front)
             self.stats.contract = contract.localSymbol
             log.info(
@@ -192,7 +206,7 @@ class MarketData:
                 con_id=contract.conId,
                 previous=old,
                 roll_at=contracts.roll_time(
-                    front, self.instrument.roll_days_before_expiry
+                    front, self.instrument_settings.roll_days_before_expiry
                 ).isoformat(),
             )
         return changed
@@ -276,7 +290,7 @@ class MarketData:
     def _report_stranded(self) -> None:
         assert self.contract is not None
         for pos in contracts.stranded_positions(
-            self.ib.positions(), self.contract.conId, self.instrument.symbol
+            self.ib.positions(), self.contract.conId, self.instrument_settings.symbol
         ):
             log.error(
                 "position_in_rolled_contract",

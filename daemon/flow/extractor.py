@@ -11,6 +11,10 @@ Warm start: `begin_warmup()` holds live events; `finish_warmup(events, complete)
 backfilled events through the same path first, then the held live ones, so CVD, VWAP and the
 profile are right from the first live tick. Incomplete history marks the session features
 partial (`FlowSnapshot.session_partial`).
+
+The instrument: every price is judged and reported on its grid (tick size), from construction.
+`set_instrument` takes the broker's contract for the configured product; a different grid is
+refused once data has been taken in (tick indexes already kept would change their meaning).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from daemon.core.instrument import Instrument, InstrumentError
 from daemon.flow.classify import NO_PRICE, SnapshotClassifier, TickClassifier
 from daemon.flow.events import DataMode, MarketEvent, QuoteEvent, SnapshotEvent, TradeEvent
 from daemon.flow.features import Bar, Features, FlowSnapshot
@@ -25,7 +30,6 @@ from daemon.flow.guards import Reason, TickGuard
 from daemon.flow.prints import Health, Method, Print
 from daemon.flow.reconcile import VolumeReconciler
 from daemon.flow.sessions import SessionSchedule
-from daemon.flow.ticks import TICKS_PER_POINT
 from daemon.settings import DataSettings, FlowSettings
 
 _WARMUP_HOLD_LIMIT = 2_000_000  # live events held during a backfill, at most (memory bound)
@@ -58,6 +62,7 @@ class OrderFlow:
         data: DataSettings,
         schedule: SessionSchedule | None = None,
         *,
+        instrument: Instrument,
         on_bar: Callable[[Bar], None] | None = None,
         on_reject: Callable[[Reason, object], None] | None = None,
         quotes: bool = True,
@@ -65,11 +70,13 @@ class OrderFlow:
         self.flow = flow
         self._quote_stale_s = data.quote_stale_s
         self._expects_quotes = quotes  # False for trades-only input (offline replay of a CSV)
-        self.guard = TickGuard(flow, data.quote_stale_s, on_reject)
+        self._on_bar_cb = on_bar
+        self._on_reject_cb = on_reject
         self.ticks = TickClassifier(data.quote_stale_s)
         self.samples = SnapshotClassifier()
         self.schedule = schedule or SessionSchedule()
-        self.features = Features(flow, self.schedule, on_bar)
+        self._instrument = instrument
+        self._build_priced(instrument)
         self.reconciler = VolumeReconciler(flow.volume_gap_contracts, flow.volume_gap_after_s)
         self.volume_by_method: dict[str, float] = {m.value: 0.0 for m in Method}
         self.trades = 0
@@ -84,10 +91,42 @@ class OrderFlow:
         self._held: list[MarketEvent] | None = None
         self._replaying = False  # finish_warmup is running history and held events
         self._held_dropped = 0
-        self._guard_trade = self.guard.trade
         self._classify = self.ticks.trade
-        self._on_print = self.features.on_print
         self._traded = self.reconciler.traded
+
+    def _build_priced(self, instrument: Instrument) -> None:
+        """The parts that turn prices into tick indexes and back, on `instrument`'s grid."""
+        self._per_point = float(instrument.ticks_per_point)
+        self.guard = TickGuard(
+            self.flow, self._quote_stale_s, self._on_reject_cb, instrument=instrument
+        )
+        self.features = Features(self.flow, self.schedule, self._on_bar_cb, instrument=instrument)
+        self._guard_trade = self.guard.trade
+        self._on_print = self.features.on_print
+
+    # --- the instrument ---
+
+    @property
+    def instrument(self) -> Instrument:
+        """The traded instrument whose grid prices are judged and reported on."""
+        return self._instrument
+
+    def set_instrument(self, instrument: Instrument) -> None:
+        """Take the broker's word for the instrument (its contract details refine the product's).
+
+        The same grid: only the instrument changes. Another grid is taken only before any data
+        (trade, quote, sample or clock move) was taken in; after that, InstrumentError.
+        """
+        if instrument.ticks_per_point == self._instrument.ticks_per_point:
+            self._instrument = instrument
+            return
+        if not (self.guard.untouched and self.features.clock is None):
+            raise InstrumentError(
+                f"{instrument.name}: tick size {instrument.tick_size:g} differs from "
+                f"{self._instrument.tick_size:g}, and data was already taken in on that grid"
+            )
+        self._instrument = instrument
+        self._build_priced(instrument)
 
     # --- input ---
 
@@ -104,7 +143,7 @@ class OrderFlow:
             for t in self._guard_trade(ev):
                 size = t.size
                 # The guard passed the price: on the grid, so scaling and rounding is exact.
-                p = self._classify(t.exchange_time, round(t.price * TICKS_PER_POINT), size)
+                p = self._classify(t.exchange_time, round(t.price * self._per_point), size)
                 self._on_print(p)
                 self.volume_by_method[p.method] += size
                 self._traded(size)

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+from daemon.core.instrument import Instrument
 from daemon.flow.events import DataMode, QuoteEvent, RtPrint, SnapshotEvent, TradeEvent
 from daemon.flow.prints import Health
-from daemon.flow.ticks import TICKS_PER_POINT, tick_index
 from daemon.settings import FlowSettings
 
 # IB's "no value" markers (ibapi `common.py`, ib_async `util.py`); any of them in a price or a
@@ -40,7 +40,6 @@ _UNSET: Final = frozenset(
 # Fast-path bound: every usable price or size is below the smallest unset marker. Values at or
 # above it are either a marker (UNSET) or absurd (BAD_PRICE / BAD_SIZE).
 _HUGE: Final = float(UNSET_INTEGER)
-_PER_POINT: Final = float(TICKS_PER_POINT)
 _NO_SEQ: Final = -(2**63)
 
 
@@ -91,17 +90,13 @@ def _size_reason(size: float) -> Reason:
     return Reason.UNSET if size in _UNSET else Reason.BAD_SIZE
 
 
-def _tick_of(price: float) -> int | None:
-    """Tick index of a price already known to be positive and finite; None when off the grid."""
-    scaled = price * _PER_POINT
-    return int(scaled) if scaled.is_integer() else tick_index(price)
-
-
 class TickGuard:
     """Judges trades, quotes and snapshot samples; counts what it rejects and why.
 
-    `on_reject(reason, event)` is called once per rejected tick: `event` is the TradeEvent or
-    QuoteEvent, the RtPrint for a rejected print, the SnapshotEvent for its quote, last or volume.
+    Prices are judged on `instrument`'s grid and come out as its tick indexes; the spike band
+    counts its ticks. `on_reject(reason, event)` is called once per rejected tick: `event` is the
+    TradeEvent or QuoteEvent, the RtPrint for a rejected print, the SnapshotEvent for its quote,
+    last or volume.
     """
 
     __slots__ = (
@@ -113,6 +108,7 @@ class TickGuard:
         "_lo",
         "_newest",
         "_on_reject",
+        "_per_point",
         "_print_hold",
         "_print_reset",
         "_print_total",
@@ -120,6 +116,7 @@ class TickGuard:
         "_qlo",
         "_quote_rejects",
         "_stale",
+        "_tick_index",
         "_trade_hold",
         "_trade_rejects",
         "_trade_seq",
@@ -132,7 +129,13 @@ class TickGuard:
         flow: FlowSettings,
         quote_stale_s: float,
         on_reject: Callable[[Reason, object], None] | None = None,
+        *,
+        instrument: Instrument,
     ) -> None:
+        # The fast paths scale by a float and test is_integer(); off that, the instrument's
+        # tolerant tick_index decides (prices from the wire are decimal strings).
+        self._per_point = float(instrument.ticks_per_point)
+        self._tick_index = instrument.tick_index
         self._band = flow.spike_band_ticks
         self._confirm = flow.spike_confirm_trades
         self._invalid_after = flow.invalid_after_rejects
@@ -159,6 +162,21 @@ class TickGuard:
         self._trade_rejects = 0
         self._quote_rejects = 0
 
+    def _tick_of(self, price: float) -> int | None:
+        """Tick index of a price known to be positive and finite; None when off the grid."""
+        scaled = price * self._per_point
+        return int(scaled) if scaled.is_integer() else self._tick_index(price)
+
+    @property
+    def untouched(self) -> bool:
+        """Nothing was judged yet: no trade, quote or sample, accepted or rejected."""
+        return (
+            self._trade_seq == _NO_SEQ
+            and self._newest == float("-inf")
+            and self._volume is None
+            and not self.rejected
+        )
+
     def restart_sequence(self) -> None:
         """A new numbering starts (backfilled history): earlier seqs are not duplicates of it."""
         self._trade_seq = _NO_SEQ
@@ -178,11 +196,11 @@ class TickGuard:
         size = ev.size
         if not 0.0 < size < _HUGE:
             return self._reject_trade(_size_reason(size), ev)
-        scaled = price * _PER_POINT
+        scaled = price * self._per_point
         if scaled.is_integer():  # exact grid prices; float noise takes tick_index's tolerance
             tick = int(scaled)
         else:
-            near = tick_index(price)
+            near = self._tick_index(price)
             if near is None:
                 return self._reject_trade(Reason.OFF_GRID, ev)
             tick = near
@@ -218,8 +236,9 @@ class TickGuard:
             and 0.0 <= ev.bid_size < _HUGE
             and 0.0 <= ev.ask_size < _HUGE
         ):
-            bid_scaled = bid * _PER_POINT
-            ask_scaled = ask * _PER_POINT
+            per_point = self._per_point
+            bid_scaled = bid * per_point
+            ask_scaled = ask * per_point
             time = ev.exchange_time
             if (
                 bid_scaled < ask_scaled
@@ -254,8 +273,8 @@ class TickGuard:
         for size in (bid_size, ask_size):
             if not 0.0 <= size < _HUGE:
                 return _size_reason(size)
-        bid_tick = _tick_of(bid)
-        ask_tick = _tick_of(ask)
+        bid_tick = self._tick_of(bid)
+        ask_tick = self._tick_of(ask)
         if bid_tick is None or ask_tick is None:
             return Reason.OFF_GRID
         if bid_tick > ask_tick:
@@ -311,7 +330,7 @@ class TickGuard:
         if not 0.0 < last < _HUGE:
             self._reject_trade(_price_reason(last), ev)
             return None
-        tick = _tick_of(last)
+        tick = self._tick_of(last)
         if tick is None:
             self._reject_trade(Reason.OFF_GRID, ev)
         return tick
@@ -357,7 +376,7 @@ class TickGuard:
             if total in _UNSET:
                 self._reject_trade(Reason.UNSET, p)
                 continue
-            tick = _tick_of(price)
+            tick = self._tick_of(price)
             if tick is None:
                 self._reject_trade(Reason.OFF_GRID, p)
                 continue

@@ -34,7 +34,7 @@ class Print:
     """Classified volume at one price; `buy + sell <= size`, the rest is unclassified."""
 
     time: float  # exchange time, epoch seconds
-    tick: int  # price as a tick index (see `ticks.tick_index`)
+    tick: int  # price as a tick index of the instrument (`Instrument.tick_index`)
     size: float  # contracts
     buy: float
     sell: float

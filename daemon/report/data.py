@@ -15,6 +15,7 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Final
 
+from daemon.core.instrument import Instrument
 from daemon.flow.events import MarketEvent
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.features import Bar
@@ -160,8 +161,8 @@ def day_events(events: Iterable[MarketEvent], day: str, clock: DayClock) -> Iter
 def market_bars(
     events: Iterable[MarketEvent], settings: Settings
 ) -> tuple[list[Bar], list[VwapBands | None], int, dict[str, int]]:
-    """Time bars of `events` through the live extractor, the session VWAP bands at each close,
-    the trades taken and the ticks rejected."""
+    """Time bars of `events` through the live extractor (on the configured product's grid), the
+    session VWAP bands at each close, the trades taken and the ticks rejected."""
     bars: list[Bar] = []
     bands: list[VwapBands | None] = []
     extractor: OrderFlow
@@ -177,7 +178,10 @@ def market_bars(
             bands.append(VwapBands(snap.vwap, snap.vwap_sd))
 
     # quotes=False: whether quotes are expected only changes health, which is not shown.
-    extractor = OrderFlow(settings.flow, settings.data, on_bar=on_bar, quotes=False)
+    instrument = Instrument.of_product(settings.instrument.symbol)
+    extractor = OrderFlow(
+        settings.flow, settings.data, instrument=instrument, on_bar=on_bar, quotes=False
+    )
     for ev in events:
         extractor.on_event(ev)
     extractor.flush()
@@ -194,7 +198,7 @@ def _fill_kind(role: str | None, before: int, after: int) -> str:
     return "exit" if reduced else "entry"
 
 
-def journal_fills(journal: Journal, day: str) -> tuple[list[Fill], float, float]:
+def journal_fills(journal: Journal, day: str, multiplier: float) -> tuple[list[Fill], float, float]:
     """The day's fills with their realized PnL, and the day's realized PnL and commissions.
 
     Every journaled execution is replayed through `DayLedger` (a position carried in from an
@@ -205,7 +209,7 @@ def journal_fills(journal: Journal, day: str) -> tuple[list[Fill], float, float]
     if not any(e.day == day for e in executions):
         return [], 0.0, 0.0
     accounts = {e.account for e in executions if e.day == day}
-    ledger = DayLedger(day)
+    ledger = DayLedger(day, multiplier)
     fills: list[Fill] = []
     for e in sorted(executions, key=lambda e: (e.time, e.exec_id)):
         if e.account not in accounts:
@@ -304,7 +308,9 @@ def build_report_data(
     if not bars:
         raise NoMarketDataError(f"no trades of trading day {day} in the market data")
     start, end = bars[0].start, bars[-1].end
-    fills, realized, commissions = journal_fills(journal, day)
+    # The product's multiplier: the journal does not keep the broker's (the same for the family).
+    multiplier = Instrument.of_product(settings.instrument.symbol).multiplier
+    fills, realized, commissions = journal_fills(journal, day, multiplier)
     marks, shades = journal_marks(journal.events(), day, clock, start, end)
     return ReportData(
         day=day,

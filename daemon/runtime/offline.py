@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from daemon.core.instrument import Instrument
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.features import Bar
 from daemon.flow.replay import BAR_COLUMNS, bar_row, parse_trades
@@ -48,9 +49,10 @@ def _lines(path: Path) -> Iterator[str]:
 
 
 def replay_rows(
-    path: Path, flow: FlowSettings, data: DataSettings
+    path: Path, flow: FlowSettings, data: DataSettings, instrument: Instrument
 ) -> tuple[list[list[str]], ReplaySummary]:
-    """Run the extractor over `path`; the bar rows and a summary (raises TradesFileError)."""
+    """Run the extractor over `path`, prices on `instrument`'s grid; the bar rows and a summary
+    (raises TradesFileError)."""
     rows: list[list[str]] = []
     extractor: OrderFlow
 
@@ -58,7 +60,7 @@ def replay_rows(
         if bar.kind == "time":
             rows.append(bar_row(bar, extractor.features.cvd_session))
 
-    extractor = OrderFlow(flow, data, on_bar=on_bar, quotes=False)
+    extractor = OrderFlow(flow, data, instrument=instrument, on_bar=on_bar, quotes=False)
     on_event = extractor.on_event
     for event in parse_trades(_lines(path), str(path)):
         on_event(event)

@@ -22,6 +22,7 @@ from daemon.broker.connection import Connection, LiveAccountRefusedError
 from daemon.broker.contracts import SessionCalendar
 from daemon.broker.finished_trades import FinishedTrades
 from daemon.broker.marketdata import MarketData
+from daemon.core.instrument import Instrument, InstrumentError
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.guards import Reason
 from daemon.flow.sessions import SessionSchedule
@@ -127,13 +128,19 @@ class Supervisor:
             settings.flow,
             settings.data,
             self.schedule,
+            instrument=Instrument.of_product(settings.instrument.symbol),
             on_bar=self._on_bar,
             on_reject=FlowLog.rejected,
         )
         self.flow_log = FlowLog(self.flow)
         self.warm_start = WarmStart(self.conn, self.flow, settings.data)
         self.market = MarketData(
-            self.conn, settings.instrument, settings.data, self._on_market, flow=self.flow
+            self.conn,
+            settings.instrument,
+            settings.data,
+            self._on_market,
+            flow=self.flow,
+            on_contract=self._on_contract,
         )
         self.warm_start.attach(self.market)
         state_dir = Path(settings.paths.state_dir)
@@ -177,6 +184,16 @@ class Supervisor:
             self.trader.on_event(ev)
         else:
             self.flow.on_event(ev)
+
+    def _on_contract(self, instrument: Instrument) -> None:
+        """The front contract as the broker describes it: the flow's grid follows (the same
+        for a roll; another one after data would mis-price everything, so it halts)."""
+        try:
+            self.flow.set_instrument(instrument)
+        except InstrumentError as exc:
+            log.error("instrument_grid_changed", contract=instrument.name, detail=str(exc))
+            if self.trader is not None:
+                self.trader.alarms.anomaly("instrument", f"grid:{instrument.name}", str(exc))
 
     def _on_bar(self, bar: Any) -> None:
         if self.trader is not None:

@@ -4,7 +4,8 @@ Priority, highest first: command line > environment (``ORDERFLOWD_SECTION__KEY``
 file > TOML file (``--config``, default ``config/orderflowd.toml``) > defaults. Unknown keys are
 errors in every layer, and live trading needs ``trading.mode = "live"`` *and* ``--live``.
 
-The package imports nothing from the rest of ``daemon``: `base` (constants, field types),
+The package imports nothing from the rest of ``daemon`` but the pure family table
+(`daemon.core.instrument`): `base` (constants, field types),
 `market`, `trading`, `runtime` (the sections), `schema` (the root model), `loader`.
 """
 

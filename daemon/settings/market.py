@@ -12,6 +12,7 @@ from pydantic import (
     field_validator,
 )
 
+from daemon.core.instrument import InstrumentError, product
 from daemon.settings.base import (
     PAPER_PORTS,
     BarSeconds,
@@ -20,7 +21,17 @@ from daemon.settings.base import (
     Section,
     check_account,
     parse_id_list,
+    upper,
 )
+
+
+def supported_future(symbol: str) -> str:
+    """A symbol of the family orderflowd trades (the error lists them)."""
+    try:
+        return product(symbol).symbol
+    except InstrumentError as exc:
+        raise ValueError(str(exc)) from None
+
 
 # --- sections -----------------------------------------------------------------------------------
 
@@ -83,9 +94,26 @@ class IbSettings(Section):
 class InstrumentSettings(Section):
     """The traded future."""
 
-    symbol: str = Field(default="ES", min_length=1, description="Futures symbol.")
-    exchange: str = Field(default="CME", min_length=1, description="Exchange of the future.")
+    symbol: Annotated[str, BeforeValidator(upper), AfterValidator(supported_future)] = Field(
+        default="ES",
+        description="Futures symbol: ES, MES, NQ, MNQ, RTY, M2K (CME), YM or MYM (CBOT). Tick "
+        "size and multiplier come from the broker's contract details.",
+    )
+    exchange: str = Field(
+        default="",
+        description='Exchange of the future; empty ("") = the product\'s own (CME, or CBOT for '
+        "YM and MYM).",
+    )
     currency: str = Field(default="USD", min_length=1, description="Currency of the future.")
+
+    @field_validator("exchange")
+    @classmethod
+    def _product_exchange(cls, value: str, info: ValidationInfo) -> str:
+        symbol = info.data.get("symbol")
+        if value or symbol is None:
+            return value.upper()
+        return product(symbol).exchange
+
     roll_days_before_expiry: int = Field(
         default=8,
         ge=0,

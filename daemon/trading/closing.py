@@ -18,9 +18,9 @@ from typing import Any
 import structlog
 from ib_async import IB
 
+from daemon.core.orders import Role, Side, Status
 from daemon.trading.execution import Executor
 from daemon.trading.journal import JournalError
-from daemon.trading.orders import JOURNALED, Role
 from daemon.trading.risk import OrderCheck, OrderKind, RiskContext, RiskManager
 
 log = structlog.get_logger("daemon.trading.closing")
@@ -132,7 +132,7 @@ class Closer:
             return max(0.0, min(self.confirm_s, deadline - loop.time()))
 
         for rec in self.executor.live():
-            sent = rec.perm_id is not None or rec.status != JOURNALED
+            sent = rec.perm_id is not None or rec.status is not Status.JOURNALED
             if sent and self.executor.cancel(rec, f"flatten: {reason}"):
                 self.risk.record_sent(1)
         if not await self.wait(lambda: not self.executor.live(), left()):
@@ -160,7 +160,7 @@ class Closer:
         working = len(self.executor.live())
         if after is not None and after == broker - close and not working:
             others = f"; the account's other {after:+d} is not this instance's" if after else ""
-            log.warning("flatten_confirmed", reason=reason, closed=close, account=after)
+            log.warning("flatten_confirmed", reason=reason, closed=close, account_position=after)
             return FlattenResult(True, f"flatten ({reason}): flat, nothing working{others}", after)
         shown = "unknown" if after is None else f"{after:+d}"
         return self._failed(
@@ -183,7 +183,7 @@ class Closer:
 
     def _send_flatten(self, reason: str, close: int) -> str | None:
         """Send the market order closing ``close`` (+ sells); the refusal, if any."""
-        action = "SELL" if close > 0 else "BUY"
+        action = Side.closing(close)
         ctx = dataclasses.replace(self.context(), position=close, reconciled=True)
         refusal = self.risk.check(OrderCheck(OrderKind.FLATTEN, action, abs(close), None), ctx)
         if refusal is not None:
@@ -215,10 +215,10 @@ class Closer:
 
     # --- exit orders ---
 
-    def reserve_exit(self, action: str, quantity: int) -> Callable[[object], None]:
+    def reserve_exit(self, action: Side, quantity: int) -> Callable[[object], None]:
         """Count an exit as on its way from now (before its task first runs: a second intent
         in the same decoder pass must see it); the callback releases it."""
-        signed = quantity if action == "SELL" else -quantity  # as Trader.exiting() counts
+        signed = -action.sign * quantity  # as Trader.exiting() counts: + closes a long
         self.pending_exits += signed
 
         def release(_: object) -> None:
@@ -226,7 +226,7 @@ class Closer:
 
         return release
 
-    async def send_exit(self, ref: str, action: str, quantity: int, price: float | None) -> None:
+    async def send_exit(self, ref: str, action: Side, quantity: int, price: float | None) -> None:
         """An exit order for at most ``quantity`` contracts: never more than the broker holds
         in the direction it closes (re-read first), less what working closes already close."""
         con_id = self.con_id()
@@ -234,8 +234,8 @@ class Closer:
         if broker is None:
             log.warning("exit_not_sent", ref=ref, reason="broker position not re-read")
             return
-        holds = broker if action == "SELL" else -broker  # what this order can close
-        others = self.in_flight() if action == "SELL" else -self.in_flight()
+        holds = -action.sign * broker  # what this order can close
+        others = -action.sign * self.in_flight()
         size = min(quantity, max(0, holds - others))
         if size <= 0:
             log.warning(

@@ -26,22 +26,14 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from ib_async import IB, Contract, Order
+from ib_async import IB, Contract
+from ib_async import Order as IbOrder
 
+from daemon.core.orders import ROLE_SUFFIX, Order, OrderType, Role, Side, Status
 from daemon.flow.guards import UNSET_DOUBLE
-from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import ExecutionSettings
 from daemon.trading.fills import FillFacts, exec_version, fill_problem
-from daemon.trading.journal import ExecRow, FillOutcome, Journal, JournalError, NewOrder, OrderRow
-from daemon.trading.orders import (
-    ABANDONED,
-    DONE_STATUSES,
-    JOURNALED,
-    LOST,
-    ROLE_SUFFIX,
-    OrderRecord,
-    Role,
-)
+from daemon.trading.journal import ExecRow, FillOutcome, Journal, JournalError
 from daemon.trading.ownership import Ownership, Verdict, intent_of
 
 log = structlog.get_logger("daemon.trading.execution")
@@ -69,10 +61,6 @@ class FillReport:
     corrects: str | None = None  # the execId this fill corrects (it replaced that one)
 
 
-def round_to_tick(price: float) -> float:
-    return round(round(price / TICK_SIZE) * TICK_SIZE, 2)
-
-
 def _quantity(value: float | Decimal | None) -> int | None:
     """A whole quantity from the wire; None for IB's unset double or nonsense."""
     number = _price(value)
@@ -98,8 +86,8 @@ class Executor:
         settings: ExecutionSettings,
         *,
         on_fill: Callable[[FillReport], None],
-        on_order: Callable[[OrderRecord, str], None],
-        on_reject: Callable[[OrderRecord | None, int, str], None],
+        on_order: Callable[[Order, Status], None],
+        on_reject: Callable[[Order | None, int, str], None],
         on_anomaly: Callable[[str, str, str], None],
         on_journal_error: Callable[[JournalError], None],
         ownership: Ownership,
@@ -113,8 +101,8 @@ class Executor:
         self.prefix = settings.order_ref_prefix + "-"
         self.contract: Contract | None = None
         self.account = ""
-        self.orders: dict[str, OrderRecord] = {}
-        self._live: dict[str, OrderRecord] = {}
+        self.orders: dict[str, Order] = {}
+        self._live: dict[str, Order] = {}
         self._by_id: dict[tuple[int, int], str] = {}
         self._by_perm: dict[int, str] = {}
         self.seen_at_broker: set[str] = set()  # refs the broker reported since the last connect
@@ -141,22 +129,22 @@ class Executor:
     def _load(self) -> None:
         """Live orders from the journal, and the parents of live children (for exits)."""
         for row in self.journal.orders(live_only=True):
-            self._index(_record(row))
+            self._index(row)
         for rec in list(self.orders.values()):
             if rec.parent_ref is not None and rec.parent_ref not in self.orders:
                 self.recall(rec.parent_ref)
 
-    def recall(self, ref: str) -> OrderRecord | None:
+    def recall(self, ref: str) -> Order | None:
         """An order of ours the journal has but memory does not (done before this process)."""
         rec = self.orders.get(ref)
         if rec is None:
             row = self.journal.order(ref)
             if row is not None:
-                rec = _record(row)
+                rec = row
                 self._index(rec)
         return rec
 
-    def _index(self, rec: OrderRecord) -> None:
+    def _index(self, rec: Order) -> None:
         self.orders[rec.ref] = rec
         self._by_id[(rec.client_id, rec.order_id)] = rec.ref
         if rec.perm_id:
@@ -166,7 +154,7 @@ class Executor:
         else:
             self._live.pop(rec.ref, None)
 
-    def live(self) -> list[OrderRecord]:
+    def live(self) -> list[Order]:
         """Orders not done, oldest first."""
         return list(self._live.values())
 
@@ -179,7 +167,7 @@ class Executor:
         it (openOrder, execDetails) finds it again in the journal (`recall`).
         """
         now = self._wall()
-        families: dict[str, list[OrderRecord]] = {}
+        families: dict[str, list[Order]] = {}
         for rec in self.orders.values():
             families.setdefault(rec.parent_ref or rec.ref, []).append(rec)
         working = {rec.parent_ref or rec.ref for rec in self._live.values()}
@@ -198,7 +186,7 @@ class Executor:
                 gone += 1
         return gone
 
-    def _unindex(self, rec: OrderRecord) -> None:
+    def _unindex(self, rec: Order) -> None:
         del self.orders[rec.ref]
         self._cancel_asked.discard(rec.ref)
         if self._by_id.get((rec.client_id, rec.order_id)) == rec.ref:
@@ -206,10 +194,10 @@ class Executor:
         if rec.perm_id and self._by_perm.get(rec.perm_id) == rec.ref:
             del self._by_perm[rec.perm_id]
 
-    def children(self, parent_ref: str) -> list[OrderRecord]:
+    def children(self, parent_ref: str) -> list[Order]:
         return [r for r in self.orders.values() if r.parent_ref == parent_ref]
 
-    def find(self, client_id: int, order_id: int, perm_id: int, ref: str) -> OrderRecord | None:
+    def find(self, client_id: int, order_id: int, perm_id: int, ref: str) -> Order | None:
         """An order of ours by its ids or ref, in memory or else in the journal."""
         rec = self._record_for(client_id, order_id, perm_id, ref)
         if rec is not None:
@@ -243,17 +231,17 @@ class Executor:
         ref: str,
         role: Role,
         intent_ref: str | None,
-        parent: OrderRecord | None,
-        action: str,
+        parent: Order | None,
+        action: Side,
         quantity: int,
-        order_type: str,
+        order_type: OrderType,
         lmt_price: float | None,
         aux_price: float | None,
         tif: str,
         oca_group: str,
         now: float,
-    ) -> OrderRecord:
-        return OrderRecord(
+    ) -> Order:
+        return Order(
             ref=ref,
             role=role,
             intent_ref=intent_ref,
@@ -273,16 +261,16 @@ class Executor:
     def send_bracket(
         self,
         intent_ref: str,
-        action: str,
+        action: Side,
         quantity: int,
-        entry_type: str,
+        entry_type: OrderType,
         entry_price: float | None,
         stop_price: float,
         target_price: float,
         now: float,
-    ) -> list[OrderRecord]:
+    ) -> list[Order]:
         """Journal, then send, a bracket; returns [parent, target, stop]."""
-        exit_action = "SELL" if action == "BUY" else "BUY"
+        exit_action = action.opposite
         oca = f"{intent_ref}-oca"
         child_tif = self.settings.child_tif
         parent = self._new_order(
@@ -291,11 +279,11 @@ class Executor:
         )  # fmt: skip
         target = self._new_order(
             f"{intent_ref}-{ROLE_SUFFIX[Role.TARGET]}", Role.TARGET, intent_ref, parent,
-            exit_action, quantity, "LMT", target_price, None, child_tif, oca, now,
+            exit_action, quantity, OrderType.LMT, target_price, None, child_tif, oca, now,
         )  # fmt: skip
         stop = self._new_order(
             f"{intent_ref}-{ROLE_SUFFIX[Role.STOP]}", Role.STOP, intent_ref, parent,
-            exit_action, quantity, "STP", None, stop_price, child_tif, oca, now,
+            exit_action, quantity, OrderType.STP, None, stop_price, child_tif, oca, now,
         )  # fmt: skip
         bracket = [parent, target, stop]
         self._journal_and_send(bracket, now)
@@ -306,16 +294,16 @@ class Executor:
         ref: str,
         role: Role,
         intent_ref: str | None,
-        action: str,
+        action: Side,
         quantity: int,
         lmt_price: float | None,
         now: float,
         *,
         journal: bool = True,
-    ) -> OrderRecord:
+    ) -> Order:
         """Journal, then send, one closing order (MKT when ``lmt_price`` is None). Without
         ``journal`` it is sent unjournaled: only a flatten whose journal failed does that."""
-        order_type = "MKT" if lmt_price is None else "LMT"
+        order_type = OrderType.MKT if lmt_price is None else OrderType.LMT
         rec = self._new_order(
             ref, role, intent_ref, None, action, quantity, order_type, lmt_price, None, "DAY", "",
             now,
@@ -323,11 +311,9 @@ class Executor:
         self._journal_and_send([rec], now, journal=journal)
         return rec
 
-    def _journal_and_send(
-        self, records: list[OrderRecord], now: float, *, journal: bool = True
-    ) -> None:
+    def _journal_and_send(self, records: list[Order], now: float, *, journal: bool = True) -> None:
         if journal:
-            self.journal.record_orders([self._journal_row(r) for r in records])
+            self.journal.record_orders(records)
         for rec in records:
             self._index(rec)
         last = len(records) - 1
@@ -336,40 +322,22 @@ class Executor:
         log.info(
             "orders_sent",
             refs=[r.ref for r in records],
-            action=records[0].action,
+            action=records[0].action.value,
             quantity=records[0].quantity,
-            types=[r.order_type for r in records],
+            types=[r.order_type.value for r in records],
             prices=[r.price for r in records],
         )
 
-    def _journal_row(self, rec: OrderRecord) -> NewOrder:
-        return NewOrder(
-            ref=rec.ref,
-            intent_ref=rec.intent_ref,
-            role=rec.role.value,
-            client_id=rec.client_id,
-            order_id=rec.order_id,
-            parent_ref=rec.parent_ref,
-            action=rec.action,
-            quantity=rec.quantity,
-            order_type=rec.order_type,
-            lmt_price=rec.lmt_price,
-            aux_price=rec.aux_price,
-            tif=rec.tif,
-            oca_group=rec.oca_group,
-            created=rec.created,  # market time: entry timeouts run on the market clock
-        )
-
-    def _ib_order(self, rec: OrderRecord, *, transmit: bool = True) -> Order:
+    def _ib_order(self, rec: Order, *, transmit: bool = True) -> IbOrder:
         parent_id = 0
         if rec.parent_ref is not None and rec.parent_ref in self.orders:
             parent_id = self.orders[rec.parent_ref].order_id
-        order = Order(
+        order = IbOrder(
             orderId=rec.order_id,
             clientId=rec.client_id,
-            action=rec.action,
+            action=rec.action.value,
             totalQuantity=rec.quantity,
-            orderType=rec.order_type,
+            orderType=rec.order_type.value,
             tif=rec.tif,
             orderRef=rec.ref,
             transmit=transmit,
@@ -386,14 +354,14 @@ class Executor:
             order.ocaType = 1
         return order
 
-    def _place(self, rec: OrderRecord, *, transmit: bool = True) -> None:
+    def _place(self, rec: Order, *, transmit: bool = True) -> None:
         assert self.contract is not None, "no contract to trade"
-        place: Callable[[int, Contract, Order], None] = self.ib.client.placeOrder
+        place: Callable[[int, Contract, IbOrder], None] = self.ib.client.placeOrder
         place(rec.order_id, self.contract, self._ib_order(rec, transmit=transmit))
         self.messages_sent += 1
 
     def modify(
-        self, rec: OrderRecord, *, lmt_price: float | None = None, quantity: int | None = None
+        self, rec: Order, *, lmt_price: float | None = None, quantity: int | None = None
     ) -> None:
         """Change a working order in place (same order id): price or quantity."""
         if not rec.live:
@@ -410,7 +378,7 @@ class Executor:
         self._place(rec)
         log.info("order_modified", ref=rec.ref, lmt_price=rec.lmt_price, quantity=rec.quantity)
 
-    def cancel(self, rec: OrderRecord, reason: str) -> bool:
+    def cancel(self, rec: Order, reason: str) -> bool:
         """Ask the broker to cancel `rec`; False when its cancel is still on the way.
 
         Until the broker answers, the order stays live here, and the checks that want it gone
@@ -431,7 +399,7 @@ class Executor:
         log.info("order_cancel_sent", ref=rec.ref, reason=reason, again=sent is not None)
         return True
 
-    def _owned_by_this_connection(self, rec: OrderRecord, what: str) -> bool:
+    def _owned_by_this_connection(self, rec: Order, what: str) -> bool:
         """IB lets a client change only its own orders: under a fallback client id the same
         order id would name another order (a modify would even place a new one)."""
         connected = self.ib.client.clientId
@@ -460,7 +428,7 @@ class Executor:
         original_exec = wrapper.execDetails
         original_commission = wrapper.commissionReport
 
-        def open_order(orderId: int, contract: Contract, order: Order, orderState: Any) -> None:
+        def open_order(orderId: int, contract: Contract, order: IbOrder, orderState: Any) -> None:
             self._guard(self._open_order, order, orderState.status)
             original_open(orderId, contract, order, orderState)
 
@@ -475,7 +443,7 @@ class Executor:
                 lastFillPrice, clientId, whyHeld, mktCapPrice,
             )  # fmt: skip
 
-        def completed_order(contract: Contract, order: Order, orderState: Any) -> None:
+        def completed_order(contract: Contract, order: IbOrder, orderState: Any) -> None:
             self._guard(self._open_order, order, orderState.status)
             original_completed(contract, order, orderState)
 
@@ -506,9 +474,7 @@ class Executor:
             detail = f"a broker message could not be taken in ({handler.__name__}): {exc!r}"
             self._on_anomaly("message_failed", f"{handler.__name__}:{exc!r}"[:200], detail)
 
-    def _record_for(
-        self, client_id: int, order_id: int, perm_id: int, ref: str
-    ) -> OrderRecord | None:
+    def _record_for(self, client_id: int, order_id: int, perm_id: int, ref: str) -> Order | None:
         key = self._by_id.get((client_id, order_id)) if order_id else None
         if key is None and perm_id:
             key = self._by_perm.get(perm_id)
@@ -529,7 +495,7 @@ class Executor:
             self._on_anomaly("unknown_order", key, detail)
         return verdict
 
-    def _open_order(self, order: Order, status: str) -> None:
+    def _open_order(self, order: IbOrder, status: str) -> None:
         ref = order.orderRef or ""
         rec = self.find(order.clientId, order.orderId, order.permId, ref)
         if rec is None:
@@ -551,13 +517,14 @@ class Executor:
             self.journal.update_order(rec.ref, order_id=order.orderId, time=self._wall())
         if order.totalQuantity and order.totalQuantity == int(order.totalQuantity):
             rec.quantity = int(order.totalQuantity)
-        if status:
+        said = _status(status, rec.ref)
+        if said is not None:
             # A completed order (reqCompletedOrders at reconnect) carries its filled quantity:
             # fills made while we were away must count for the order, not only the position.
             done = _quantity(getattr(order, "filledQuantity", None))
-            self._set_status(rec, status, max(rec.filled, done or 0), rec.avg_fill_price)
+            self._set_status(rec, said, max(rec.filled, done or 0), rec.avg_fill_price)
 
-    def _adopt(self, order: Order, status: str) -> OrderRecord:
+    def _adopt(self, order: IbOrder, status: str) -> Order:
         """An order of ours from an earlier life that the journal lost (its intent is there)."""
         ref = order.orderRef
         role = Role.ADOPTED
@@ -568,24 +535,23 @@ class Executor:
         parent_ref = None
         if order.parentId:
             parent_ref = self._by_id.get((order.clientId, order.parentId))
-        rec = OrderRecord(
+        rec = Order(
             ref=ref,
             role=role,
             intent_ref=intent_ref,
             parent_ref=parent_ref,
             client_id=order.clientId,
             order_id=order.orderId,
-            action=order.action,
+            action=Side(order.action),
             quantity=int(order.totalQuantity),
-            order_type=order.orderType,
+            order_type=OrderType(order.orderType),
             lmt_price=_price(order.lmtPrice),
             aux_price=_price(order.auxPrice),
             tif=order.tif or "DAY",
             oca_group=order.ocaGroup or "",
-            status=JOURNALED,
             perm_id=order.permId or None,
         )
-        self.journal.record_orders([self._journal_row(rec)])
+        self.journal.record_orders([rec])
         self.journal.record_event(
             "adopt", self._wall(), ref=ref, perm_id=order.permId, status=status
         )
@@ -605,15 +571,17 @@ class Executor:
             rec.perm_id = perm_id
             self._by_perm[perm_id] = rec.ref
             self.journal.update_order(rec.ref, perm_id=perm_id, time=self._wall())
-        self._set_status(rec, status, int(filled), _price(avg) if filled else None)
+        said = _status(status, rec.ref)
+        if said is not None:
+            self._set_status(rec, said, int(filled), _price(avg) if filled else None)
 
-    def _set_status(self, rec: OrderRecord, status: str, filled: int, avg: float | None) -> None:
-        if rec.status in DONE_STATUSES and status not in DONE_STATUSES:
-            return  # a late message about an order already done
-        if status == rec.status and filled == rec.filled:
+    def _set_status(self, rec: Order, status: Status, filled: int, avg: float | None) -> None:
+        if status is rec.status and filled == rec.filled:
             return
-        old = rec.status
-        rec.status = status
+        if not rec.may_become(status):  # a late message about an order already done, say
+            log.info("order_status_ignored", ref=rec.ref, status=status, current=rec.status)
+            return
+        old = rec.move_to(status)
         if not rec.live:
             self._live.pop(rec.ref, None)
             self._cancel_sent.pop(rec.ref, None)
@@ -628,8 +596,14 @@ class Executor:
             avg_fill_price=rec.avg_fill_price,
             time=self._wall(),
         )
-        if old != status:
-            log.info("order_status", ref=rec.ref, status=status, previous=old, filled=rec.filled)
+        if old is not status:
+            log.info(
+                "order_status",
+                ref=rec.ref,
+                status=status.value,
+                previous=old.value,
+                filled=rec.filled,
+            )
         self._on_order(rec, old)
 
     def _execution(self, contract: Contract, ex: Any) -> None:
@@ -703,13 +677,13 @@ class Executor:
             FillReport(ex.execId, rec.ref, side, shares, float(ex.price), when, con_id, corrects)
         )
 
-    def _order_quantity(self, rec: OrderRecord) -> int:
+    def _order_quantity(self, rec: Order) -> int:
         """The most this order may fill: what was sent (a modify lowering it in memory may not
         have reached the broker when a fill crosses it)."""
         row = self.journal.order(rec.ref)
         return max(rec.quantity, row.quantity if row is not None else 0)
 
-    def _count_cum_qty(self, rec: OrderRecord, ex: Any) -> None:
+    def _count_cum_qty(self, rec: Order, ex: Any) -> None:
         """The order's own filled count, even when its status message came late."""
         cum_qty = _quantity(ex.cumQty)
         if cum_qty is not None and cum_qty > rec.filled:
@@ -743,49 +717,39 @@ class Executor:
             return
         log.warning("order_rejected", ref=rec.ref, code=code, message=message)
         self.journal.record_event("reject", self._wall(), ref=rec.ref, code=code, message=message)
-        if rec.perm_id is None and rec.status in (JOURNALED, "PendingSubmit"):
+        if rec.perm_id is None and rec.status in (Status.JOURNALED, Status.PENDING_SUBMIT):
             # Refused before the broker ever acknowledged it: the error is its final word. (An
             # acknowledged order that gets an error, e.g. a refused modify, keeps its status.)
-            self._set_status(rec, "Inactive", rec.filled, rec.avg_fill_price)
+            self._set_status(rec, Status.INACTIVE, rec.filled, rec.avg_fill_price)
         self._on_reject(rec, code, message)
 
     # --- reconcile support ---
 
-    def abandon(self, records: Iterable[OrderRecord], why: str) -> None:
+    def abandon(self, records: Iterable[Order], why: str) -> None:
         """Journaled but never acknowledged, and unknown at the broker: they were never sent."""
-        self._end(records, ABANDONED, why)
+        self._end(records, Status.ABANDONED, why)
 
-    def lose(self, records: Iterable[OrderRecord], why: str) -> None:
+    def lose(self, records: Iterable[Order], why: str) -> None:
         """Acknowledged once, unknown to the broker now: not working, whatever we last heard."""
-        self._end(records, LOST, why)
+        self._end(records, Status.LOST, why)
 
-    def _end(self, records: Iterable[OrderRecord], status: str, why: str) -> None:
+    def _end(self, records: Iterable[Order], status: Status, why: str) -> None:
         for rec in records:
-            rec.status = status
+            if not rec.may_become(status):
+                log.error("order_end_refused", ref=rec.ref, status=rec.status, wanted=status)
+                continue
+            rec.move_to(status)
             self._live.pop(rec.ref, None)
             self._cancel_sent.pop(rec.ref, None)
             self.journal.update_order(rec.ref, status=status, time=self._wall(), detail=why)
-            log.warning("order_ended", ref=rec.ref, status=status, reason=why)
+            log.warning("order_ended", ref=rec.ref, status=status.value, reason=why)
 
 
-def _record(row: OrderRow) -> OrderRecord:
-    return OrderRecord(
-        ref=row.ref,
-        role=Role(row.role),
-        intent_ref=row.intent_ref,
-        parent_ref=row.parent_ref,
-        client_id=row.client_id,
-        order_id=row.order_id or 0,
-        action=row.action,
-        quantity=row.quantity,
-        order_type=row.order_type,
-        lmt_price=row.lmt_price,
-        aux_price=row.aux_price,
-        tif=row.tif,
-        oca_group=row.oca_group or "",
-        status=row.status,
-        perm_id=row.perm_id,
-        filled=row.filled or 0,
-        avg_fill_price=row.avg_fill_price,
-        created=row.created,
-    )
+def _status(text: str, ref: str) -> Status | None:
+    """IB's status word as a `Status`, at the broker edge; an unknown word is logged, ignored."""
+    if not text:
+        return None
+    status = Status.from_broker(text)
+    if status is None:
+        log.warning("order_status_unknown", ref=ref, status=text, rate_limited=True)
+    return status

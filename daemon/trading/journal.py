@@ -21,10 +21,10 @@ from typing import Any, Final, Literal
 
 import structlog
 
+from daemon.core.orders import Order, Status
 from daemon.flow.guards import UNSET_DOUBLE
 from daemon.trading.fills import ExecVersion, exec_version
 from daemon.trading.journal_schema import (
-    ABANDONED,
     BUSY_TIMEOUT_S,
     DAILY_COLS,
     DONE_ORDER_STATUSES,
@@ -39,10 +39,7 @@ from daemon.trading.journal_schema import (
     INSERT_STATUS,
     INTENT_COLS,
     INTENT_STATUSES,
-    JOURNALED,
-    LOST,
     MIGRATIONS,
-    ORDER_ACTIONS,
     ORDER_COLS,
     ORDER_ROLES,
     POSITION_COLS,
@@ -53,8 +50,6 @@ from daemon.trading.journal_schema import (
     FillOutcome,
     IntentRow,
     JournalError,
-    NewOrder,
-    OrderRow,
     PositionRow,
     StatusRow,
     check_commission,
@@ -63,20 +58,18 @@ from daemon.trading.journal_schema import (
     check_new_order,
     check_realized_pnl,
     check_time,
+    journaled_values,
     json_default,
+    order_from_row,
     where_clause,
 )
 from daemon.trading.ledger import normalize_side
 from daemon.trading.model import EntryType
 
 __all__ = [
-    "ABANDONED",
     "DONE_ORDER_STATUSES",
     "INTENT_STATUSES",
-    "JOURNALED",
-    "LOST",
     "MIGRATIONS",
-    "ORDER_ACTIONS",
     "ORDER_ROLES",
     "UNSET_DOUBLE",
     "DailyPnl",
@@ -86,8 +79,6 @@ __all__ = [
     "IntentRow",
     "Journal",
     "JournalError",
-    "NewOrder",
-    "OrderRow",
     "PositionRow",
     "StatusRow",
 ]
@@ -322,7 +313,7 @@ class Journal:
 
     # --- orders -----------------------------------------------------------------------------
 
-    def record_orders(self, rows: Sequence[NewOrder]) -> None:
+    def record_orders(self, rows: Sequence[Order]) -> None:
         """Journal orders (a bracket) in one transaction, status ``Journaled``, before sending.
 
         Every row is checked first (`ValueError` naming the field); a duplicate ref, an unknown
@@ -330,13 +321,8 @@ class Journal:
         """
         for row in rows:
             check_new_order(row)
-        orders = [
-            (o.ref, o.intent_ref, o.role, o.client_id, o.order_id, o.perm_id, o.parent_ref,
-             o.action, o.quantity, o.order_type, o.lmt_price, o.aux_price, o.tif, o.oca_group,
-             JOURNALED, 0, o.quantity, None, o.created, o.created)
-            for o in rows
-        ]  # fmt: skip
-        history = [(o.ref, o.created, JOURNALED, 0, o.quantity, "") for o in rows]
+        orders = [journaled_values(o) for o in rows]
+        history = [(o.ref, o.created, Status.JOURNALED.value, 0, o.quantity, "") for o in rows]
         refs = ", ".join(o.ref for o in rows)
         with self._transaction(f"orders not recorded ({refs})") as db:
             db.executemany(INSERT_ORDER, orders)
@@ -401,20 +387,20 @@ class Journal:
                 )
         return True
 
-    def order(self, ref: str) -> OrderRow | None:
+    def order(self, ref: str) -> Order | None:
         found = self._db.execute(f"SELECT {ORDER_COLS} FROM orders WHERE ref = ?", (ref,))
         row = found.fetchone()
-        return OrderRow(*row) if row else None
+        return order_from_row(row) if row else None
 
-    def order_by_perm(self, perm_id: int) -> OrderRow | None:
+    def order_by_perm(self, perm_id: int) -> Order | None:
         found = self._db.execute(
             f"SELECT {ORDER_COLS} FROM orders WHERE perm_id = ? "
             "ORDER BY created DESC, rowid DESC LIMIT 1",
             (perm_id,),
         ).fetchone()
-        return OrderRow(*found) if found else None
+        return order_from_row(found) if found else None
 
-    def order_by_id(self, client_id: int, order_id: int) -> OrderRow | None:
+    def order_by_id(self, client_id: int, order_id: int) -> Order | None:
         """The newest order with this client and order id (IB order ids may repeat when the
         gateway's id sequence is reset)."""
         found = self._db.execute(
@@ -422,14 +408,14 @@ class Journal:
             "ORDER BY created DESC, rowid DESC LIMIT 1",
             (client_id, order_id),
         ).fetchone()
-        return OrderRow(*found) if found else None
+        return order_from_row(found) if found else None
 
-    def orders(self, *, live_only: bool = False) -> list[OrderRow]:
+    def orders(self, *, live_only: bool = False) -> list[Order]:
         """Orders by creation; ``live_only`` leaves out Filled, Cancelled, ApiCancelled,
         Inactive and Abandoned ones."""
         where = f" WHERE status NOT IN ({DONE_SQL})" if live_only else ""
         rows = self._db.execute(f"SELECT {ORDER_COLS} FROM orders{where} ORDER BY created, rowid")
-        return [OrderRow(*row) for row in rows]
+        return [order_from_row(row) for row in rows]
 
     def order_history(self, ref: str) -> list[StatusRow]:
         """Status changes of one order, oldest first (the first is ``Journaled``)."""

@@ -10,23 +10,19 @@ import enum
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from daemon.core.orders import Order, OrderType, Role, Side, Status
 from daemon.flow.guards import UNSET_DOUBLE
 
 BUSY_TIMEOUT_S: Final = 5.0
 INTENT_STATUSES: Final = frozenset({"new", "sent", "done", "rejected", "abandoned", "refused"})
-ORDER_ROLES: Final = frozenset({"entry", "stop", "target", "exit", "flatten", "adopted"})
-ORDER_ACTIONS: Final = frozenset({"BUY", "SELL"})
-JOURNALED: Final = "Journaled"  # an order's status from journaling until IB reports one
-ABANDONED: Final = "Abandoned"  # ours: journaled but never reached the broker
-LOST: Final = "Lost"  # acknowledged once, unknown to the broker since (the operator accepted)
-DONE_ORDER_STATUSES: Final = frozenset(
-    {"Filled", "Cancelled", "ApiCancelled", "Inactive", ABANDONED, LOST}
-)
+ORDER_ROLES: Final = frozenset(r.value for r in Role)
+DONE_ORDER_STATUSES: Final = frozenset(s.value for s in Status if s.done)
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -178,56 +174,6 @@ class IntentRow:
     detail: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewOrder:
-    """An order as journaled before it is sent: status ``Journaled``, nothing filled."""
-
-    ref: str  # the orderRef sent to IB
-    role: str
-    client_id: int
-    action: str
-    quantity: int
-    order_type: str
-    created: float
-    intent_ref: str | None = None
-    order_id: int | None = None
-    perm_id: int | None = None
-    parent_ref: str | None = None
-    lmt_price: float | None = None
-    aux_price: float | None = None
-    tif: str = "DAY"
-    oca_group: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    ref: str
-    intent_ref: str | None
-    role: str
-    client_id: int
-    order_id: int | None
-    perm_id: int | None
-    parent_ref: str | None
-    action: str
-    quantity: int
-    order_type: str
-    lmt_price: float | None
-    aux_price: float | None
-    tif: str
-    oca_group: str
-    status: str
-    filled: int
-    remaining: int
-    avg_fill_price: float | None
-    created: float
-    updated: float
-
-    @property
-    def live(self) -> bool:
-        """Not in a final state: journaled, pending or working at the broker."""
-        return self.status not in DONE_ORDER_STATUSES
-
-
 @dataclass(frozen=True, slots=True)
 class StatusRow:
     """One change of an order's status or filled quantity."""
@@ -307,19 +253,59 @@ def _insert(table: str, row_type: type) -> str:
 
 
 INTENT_COLS: Final = _columns(IntentRow)
-ORDER_COLS: Final = _columns(OrderRow)
+ORDER_COLS: Final = (
+    "ref, intent_ref, role, client_id, order_id, perm_id, parent_ref, action, quantity, "
+    "order_type, lmt_price, aux_price, tif, oca_group, status, filled, remaining, "
+    "avg_fill_price, created, updated"
+)
 STATUS_COLS: Final = _columns(StatusRow)
 EXEC_COLS: Final = _columns(ExecRow)
 POSITION_COLS: Final = _columns(PositionRow)
 DAILY_COLS: Final = _columns(DailyPnl)
 EVENT_COLS: Final = _columns(EventRow)
 INSERT_INTENT: Final = _insert("intents", IntentRow)
-INSERT_ORDER: Final = _insert("orders", OrderRow)
+INSERT_ORDER: Final = f"INSERT INTO orders ({ORDER_COLS}) VALUES ({', '.join('?' * 20)})"
 INSERT_STATUS: Final = _insert("order_status", StatusRow)
 INSERT_EXEC: Final = _insert("executions", ExecRow)
 INSERT_POSITION: Final = _insert("positions", PositionRow)
 INSERT_DAILY: Final = _insert("daily_pnl", DailyPnl)
 DONE_SQL: Final = ", ".join(f"'{s}'" for s in sorted(DONE_ORDER_STATUSES))
+
+
+def order_from_row(row: Sequence[Any]) -> Order:
+    """An `Order` from a row of ORDER_COLS (the stored remaining and updated time drop out)."""
+    (ref, intent_ref, role, client_id, order_id, perm_id, parent_ref, action, quantity,
+     order_type, lmt_price, aux_price, tif, oca_group, status, filled, _remaining,
+     avg_fill_price, created, _updated) = row  # fmt: skip
+    return Order(
+        ref=ref,
+        role=Role(role),
+        client_id=client_id,
+        action=Side(action),
+        quantity=quantity,
+        order_type=OrderType(order_type),
+        intent_ref=intent_ref,
+        parent_ref=parent_ref,
+        order_id=order_id or 0,
+        lmt_price=lmt_price,
+        aux_price=aux_price,
+        tif=tif,
+        oca_group=oca_group or "",
+        status=Status(status),
+        perm_id=perm_id,
+        filled=filled or 0,
+        avg_fill_price=avg_fill_price,
+        created=created,
+    )
+
+
+def journaled_values(o: Order) -> tuple[Any, ...]:
+    """The row a new order is journaled as: status Journaled, nothing filled yet."""
+    return (
+        o.ref, o.intent_ref, o.role.value, o.client_id, o.order_id or None, o.perm_id,
+        o.parent_ref, o.action.value, o.quantity, o.order_type.value, o.lmt_price, o.aux_price,
+        o.tif, o.oca_group, Status.JOURNALED.value, 0, o.quantity, None, o.created, o.created,
+    )  # fmt: skip
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -353,28 +339,28 @@ def check_intent_status(status: str) -> None:
         raise ValueError(f"intent status must be one of {sorted(INTENT_STATUSES)}, got {status!r}")
 
 
-def check_new_order(order: NewOrder) -> None:
+def check_new_order(order: Order) -> None:
     def bad(field: str, why: str) -> ValueError:
         return ValueError(f"order {order.ref!r}: {field} {why}")
 
     if not order.ref:
         raise ValueError("order ref must not be empty")
-    if order.role not in ORDER_ROLES:
+    if not isinstance(order.role, Role):
         raise bad("role", f"must be one of {sorted(ORDER_ROLES)}, got {order.role!r}")
-    if order.action not in ORDER_ACTIONS:
+    if not isinstance(order.action, Side):
         raise bad("action", f"must be BUY or SELL, got {order.action!r}")
     if isinstance(order.quantity, bool) or not isinstance(order.quantity, int):
         raise bad("quantity", f"must be an int, got {order.quantity!r}")
     if order.quantity <= 0:
         raise bad("quantity", f"must be > 0, got {order.quantity!r}")
-    if not order.order_type:
-        raise bad("order_type", "must not be empty")
+    if not isinstance(order.order_type, OrderType):
+        raise bad("order_type", f"must be MKT, LMT or STP, got {order.order_type!r}")
     for name, price in (("lmt_price", order.lmt_price), ("aux_price", order.aux_price)):
         if price is not None and not math.isfinite(price):
             raise bad(name, f"must be finite, got {price!r}")
-    if order.order_type == "LMT" and order.lmt_price is None:
+    if order.order_type is OrderType.LMT and order.lmt_price is None:
         raise bad("lmt_price", "is required for a LMT order")
-    if order.order_type == "STP" and order.aux_price is None:
+    if order.order_type is OrderType.STP and order.aux_price is None:
         raise bad("aux_price", "(the stop price) is required for a STP order")
     if not math.isfinite(order.created):
         raise bad("created", f"must be finite epoch seconds, got {order.created!r}")

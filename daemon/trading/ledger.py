@@ -16,7 +16,6 @@ from daemon.settings import mask_account
 if TYPE_CHECKING:
     from daemon.trading.journal import ExecRow
 
-ES_MULTIPLIER = 50.0  # USD per index point of one ES contract
 
 _SIDE_SIGN = {"BUY": 1, "BOT": 1, "SELL": -1, "SLD": -1}
 
@@ -34,7 +33,7 @@ class Ledger:
 
     __slots__ = ("_avg", "_commissions", "_multiplier", "_position", "_realized")
 
-    def __init__(self, multiplier: float = ES_MULTIPLIER) -> None:
+    def __init__(self, multiplier: float) -> None:
         if not (math.isfinite(multiplier) and multiplier > 0):
             raise ValueError(f"multiplier must be a positive finite number, got {multiplier!r}")
         self._multiplier = multiplier
@@ -143,7 +142,7 @@ class DayLedger:
         "_realized",
     )
 
-    def __init__(self, day: str, multiplier: float = ES_MULTIPLIER) -> None:
+    def __init__(self, day: str, multiplier: float) -> None:
         if not (math.isfinite(multiplier) and multiplier > 0):
             raise ValueError(f"multiplier must be a positive finite number, got {multiplier!r}")
         self._day = day
@@ -156,7 +155,7 @@ class DayLedger:
 
     @classmethod
     def from_executions(
-        cls, executions: Iterable[ExecRow], day: str, multiplier: float = ES_MULTIPLIER
+        cls, executions: Iterable[ExecRow], day: str, multiplier: float
     ) -> DayLedger:
         """Rebuild from executions in any order (sorted here by time, then exec id)."""
         ledger = cls(day, multiplier)

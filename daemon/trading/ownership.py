@@ -20,13 +20,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from daemon.trading.orders import ROLE_SUFFIX, Role
+from daemon.core.orders import ROLE_SUFFIX, Role
 
 __all__ = ["Ownership", "Verdict", "intent_of"]
 
 _REF_TAIL = re.compile(r"(\d{8}-\d{4,}|flatten-\d+)(-[A-Z])?")
 _ROLE_OF_SUFFIX = {suffix: role for role, suffix in ROLE_SUFFIX.items()}
-_ROLE_OF_SUFFIX["F"] = Role.FLATTEN
 
 
 class Verdict(enum.Enum):

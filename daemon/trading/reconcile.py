@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import structlog
 from ib_async import IB, ExecutionFilter
 
+from daemon.core.orders import Status
 from daemon.trading.closing import BrokerPositions
 from daemon.trading.execution import Executor
 from daemon.trading.journal import Journal
-from daemon.trading.orders import JOURNALED
 
 log = structlog.get_logger("daemon.trading.reconcile")
 
@@ -67,7 +67,7 @@ async def reconcile(
     for rec in executor.live():
         if rec.ref in executor.seen_at_broker:
             continue
-        if rec.perm_id is None and rec.status in (JOURNALED, "PendingSubmit"):
+        if rec.perm_id is None and rec.status in (Status.JOURNALED, Status.PENDING_SUBMIT):
             abandon.append(rec)
         else:
             result.mismatches.append(

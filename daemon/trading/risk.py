@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from daemon.flow.prints import Health
-from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import RiskSettings, parse_window
 from daemon.trading.model import Refusal, TradingState
 
@@ -96,6 +95,7 @@ class RiskContext:
     reconciled: bool  # the last reconcile found no mismatch
     session_end: float | None  # end of the current trading span (epoch), None = unknown/outside
     roll_day: bool
+    tick_size: float  # the traded instrument's (the collar counts its ticks)
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.now):
@@ -330,7 +330,7 @@ class RiskManager:
         if order.price is None:
             return None
         collar = self._settings.price_collar_ticks
-        ticks = abs(order.price - mid) / TICK_SIZE
+        ticks = abs(order.price - mid) / ctx.tick_size
         if ticks > collar + _EPSILON:
             return Refusal(
                 "price_collar",

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from daemon.trading.orders import OrderRecord, Role
+from daemon.core.orders import Order, Role
 
 STRAY_GRACE_S = 2.0  # wall seconds a child stays stray before it is cancelled
 
 
 def stray_children(
-    live: Iterable[OrderRecord], orders: Mapping[str, OrderRecord], position: int
-) -> list[OrderRecord]:
+    live: Iterable[Order], orders: Mapping[str, Order], position: int
+) -> list[Order]:
     """Live stops and targets of finished parents that `position` does not need."""
     closing = -1 if position > 0 else 1  # the sign of orders that reduce it
     need = abs(position)
-    strays: list[OrderRecord] = []
+    strays: list[Order] = []
     for role in (Role.STOP, Role.TARGET):
         kids = [
             r for r in live if r.role is role and not _parent_working(r, orders) and r.remaining > 0
@@ -38,7 +38,7 @@ def stray_children(
     return strays
 
 
-def _parent_working(rec: OrderRecord, orders: Mapping[str, OrderRecord]) -> bool:
+def _parent_working(rec: Order, orders: Mapping[str, Order]) -> bool:
     parent = orders.get(rec.parent_ref) if rec.parent_ref else None
     return parent is not None and parent.live
 
@@ -52,7 +52,7 @@ class StrayWatch:
         self._since: dict[str, float] = {}
         self._cancelled: set[str] = set()
 
-    def due(self, strays: Iterable[OrderRecord]) -> list[OrderRecord]:
+    def due(self, strays: Iterable[Order]) -> list[Order]:
         now = self._wall()
         current = {r.ref: r for r in strays}
         self._since = {ref: self._since.get(ref, now) for ref in current}

@@ -24,18 +24,33 @@ from ib_async import IB
 from daemon.broker import contracts
 from daemon.broker.connection import Connection
 from daemon.broker.marketdata import MarketData
+from daemon.core.instrument import Instrument
+from daemon.core.orders import Order, OrderType, Role, Side, Status
+from daemon.core.planner import (
+    Book,
+    CancelOrder,
+    Flip,
+    MoveTarget,
+    PlaceBracket,
+    PlaceExit,
+    Plan,
+    Quote,
+    Want,
+    heading,
+    plan_flip,
+    plan_intent,
+)
 from daemon.flow.events import MarketEvent
 from daemon.flow.extractor import FlowState, OrderFlow
 from daemon.flow.features import Bar
 from daemon.flow.sessions import SessionSchedule
-from daemon.flow.ticks import TICK_SIZE
 from daemon.settings import Settings
 from daemon.trading.alarms import Alarms
 from daemon.trading.closing import BrokerPositions, Closer, FlattenResult
-from daemon.trading.execution import Executor, FillReport, round_to_tick
+from daemon.trading.execution import Executor, FillReport
 from daemon.trading.instance import PrefixClaim
 from daemon.trading.journal import Journal, JournalError
-from daemon.trading.ledger import ES_MULTIPLIER, DayLedger, Ledger
+from daemon.trading.ledger import DayLedger, Ledger
 from daemon.trading.model import (
     EntryType,
     Intent,
@@ -45,7 +60,6 @@ from daemon.trading.model import (
     TradingState,
     intent_problem,
 )
-from daemon.trading.orders import JOURNALED, OrderRecord, Role
 from daemon.trading.ownership import Ownership
 from daemon.trading.reconcile import reconcile
 from daemon.trading.risk import OrderCheck, OrderKind, RiskContext, RiskManager
@@ -55,7 +69,7 @@ from daemon.trading.strays import StrayWatch, stray_children
 log = structlog.get_logger("daemon.trading.trader")
 
 CME_ZONE = ZoneInfo("America/Chicago")
-_ACCEPTED = frozenset({"PreSubmitted", "Submitted", "Filled"})
+_ACCEPTED = frozenset({Status.PRE_SUBMITTED, Status.SUBMITTED, Status.FILLED})
 
 
 def trading_day(schedule: SessionSchedule, t: float) -> str:
@@ -135,12 +149,12 @@ class Trader:
         self.last_reconcile: dict[str, Any] | None = None
         self.mismatches: list[str] = []
         self.offsets: dict[int, int] = {}
-        self.ledger = Ledger(ES_MULTIPLIER)
+        self.ledger = Ledger(self.instrument.multiplier)
         self.day_realized = 0.0
         self.day_commissions = 0.0
         self.day = ""
         # An intent waiting for exits or cancels: (intent, ref, since, whether an exit was sent)
-        self._pending_flip: tuple[Intent, str, float, bool] | None = None
+        self._flip: tuple[Flip, str] | None = None  # a flip waiting, and its intent's ref
         self._trades_seen = 0
         self._roll_key: tuple[int, ...] | None = None
         self._roll_starts: list[float] = []
@@ -240,28 +254,38 @@ class Trader:
             journaled = self._journaled[con_id] = self.journal.journal_position(con_id)
         return journaled + self.offsets.get(con_id, 0)
 
+    @property
+    def instrument(self) -> Instrument:
+        """The traded contract (the broker's details once connected, the product's before)."""
+        return self.market.instrument
+
     def _con_id(self) -> int | None:
         contract = self.market.contract
         return None if contract is None else contract.conId
 
+    def book(self, position: int) -> Book:
+        """What the planner sees: ``position`` and every order the executor knows."""
+        return Book(
+            position,
+            list(self.executor.orders.values()),
+            frozenset(self._exits_sent),
+            self.closer.pending_exits,
+        )
+
     def working_entries(self) -> int:
-        return sum(r.sign * r.remaining for r in self.executor.live() if r.role is Role.ENTRY)
+        return self.book(0).working_entries()
 
     def exiting(self) -> int:
         """Signed contracts that exits already sent will close (moved targets, exit orders, and
         exit orders still being sized from the broker's position)."""
-        total = self.closer.pending_exits
-        for rec in self.executor.live():
-            if rec.role is Role.EXIT or (rec.role is Role.TARGET and rec.ref in self._exits_sent):
-                total -= rec.sign * rec.remaining  # a SELL exit closes a long: +remaining
-        return total
+        return self.book(0).exiting()
 
     def unprotected(self) -> int:
         """Contracts of the position no live stop at the broker would close (0 = all covered)."""
         position = self.position
         if not position:
             return 0
-        closing = "SELL" if position > 0 else "BUY"
+        closing = Side.closing(position)
         stops = sum(
             r.remaining for r in self.executor.live() if r.role is Role.STOP and r.action == closing
         )
@@ -282,56 +306,102 @@ class Trader:
     # --- intents ---
 
     def handle_intent(self, intent: Intent, now: float, state: FlowState | None) -> None:
-        """Turn an intent into cancels, an exit or a bracket; each step passes the risk checks."""
+        """Turn an intent into cancels, an exit or a bracket (`planner`); each order passes the
+        risk checks on its way out."""
         if not self.enabled:
             return
         position = self.position
         if position is None:
             log.info("intent_ignored", reason="position not trusted", target=intent.target)
             return
-        working = self.working_entries()
-        heading = position + working - self.exiting()  # where orders already sent will take us
-        if intent.target == heading and self._pending_flip is None:
+        book = self.book(position)
+        if intent.target == heading(book) and self._flip is None:
             return
-        if state is None:
-            state = self.flow.state()
         ref = self._journal_intent(intent, now)
         log.info("intent", ref=ref, target=intent.target, position=position, reason=intent.reason)
-        self._pending_flip = None
-        self._pursue(intent, ref, position, now, state)
-
-    def _pursue(
-        self, intent: Intent, ref: str, position: int, now: float, state: FlowState
-    ) -> None:
-        """Cancel entries the other way, exit what must go, enter; or wait for those first."""
-        want = intent.target - position
-        ctx = self._context(now, state)
-        cancelled = False
-        for rec in self.executor.live():
-            if rec.role is Role.ENTRY and rec.remaining > 0 and rec.sign != _sign(want):
-                self._cancel(rec, ctx, f"intent {ref} wants {intent.target}")
-                cancelled = True
-        reducing = position != 0 and (
-            _sign(intent.target) != _sign(position) or abs(intent.target) < abs(position)
+        self._flip = None
+        plan = plan_intent(
+            _want(intent),
+            book,
+            self._quote(),
+            self.instrument,
+            exit_through_ticks=self.settings.execution.exit_through_ticks,
+            now=now,
         )
-        if reducing:
-            close = (
-                abs(position)
-                if _sign(intent.target) != _sign(position)
-                else abs(position) - abs(intent.target)
-            )
-            self._exit(ref, position, close, ctx)
-            if intent.target != 0 and _sign(intent.target) != _sign(position):
-                self._pending_flip = (intent, ref, now, True)  # the entry follows once flat
-            else:
-                self.journal.set_intent_status(ref, "sent")
+        self._carry_out(plan, ref, now, state)
+
+    def _quote(self) -> Quote:
+        bid, ask = self.flow.features.quote
+        return Quote(bid, ask)
+
+    def _carry_out(self, plan: Plan, ref: str, now: float, state: FlowState | None) -> None:
+        """The plan's actions, each through the risk checks, then the intent's status."""
+        ctx = self._context(now, state)
+        for action in plan.actions:
+            if isinstance(action, CancelOrder):
+                rec = self.executor.orders.get(action.ref)
+                if rec is not None:
+                    self._cancel(rec, ctx, f"intent {ref} {action.reason}")
+            elif isinstance(action, MoveTarget):
+                self._move_target(action, ctx)
+            elif isinstance(action, PlaceExit):
+                release = self.closer.reserve_exit(action.action, action.quantity)
+                exit_task = self.closer.send_exit(ref, action.action, action.quantity, action.price)
+                self._spawn(exit_task).add_done_callback(release)
+            elif not self._send_bracket(action, ref, ctx):
+                return
+        if plan.outcome == "waiting":
+            assert plan.flip is not None
+            self._flip = (plan.flip, ref)
+        elif plan.outcome == "refused":
+            rule, _, detail = plan.detail.partition(": ")
+            self._refused(ref, Refusal(rule, detail))
+        else:
+            self.journal.set_intent_status(ref, plan.outcome, plan.detail)
+
+    def _move_target(self, move: MoveTarget, ctx: RiskContext) -> None:
+        target = self.executor.orders.get(move.ref)
+        if target is None:
             return
-        if cancelled:
-            # Until the broker confirms the cancels, the entries may still fill: sizing the new
-            # entry now would overshoot the target whichever way they end.
-            self._pending_flip = (intent, ref, now, False)
+        check = OrderCheck(OrderKind.MODIFY, move.action, move.quantity, move.price)
+        if self.risk.check(check, ctx) is not None:
             return
-        self._enter(ref, intent, position + self.working_entries(), ctx, state)
+        self.executor.modify(target, lmt_price=move.price)
+        self._exits_sent.add(target.ref)
+        self.risk.record_sent(1)
+
+    def _send_bracket(self, bracket: PlaceBracket, ref: str, ctx: RiskContext) -> bool:
+        """The entry bracket, if risk allows; False (the intent refused) when it does not."""
+        check = OrderCheck(
+            OrderKind.ENTRY,
+            bracket.action,
+            bracket.quantity,
+            bracket.entry_price,
+            messages=3,
+            new_orders=3,
+        )
+        refusal = self.risk.check(check, ctx)
+        if refusal is not None:
+            self._refused(ref, refusal, counted=True)
+            return False
+        self.executor.send_bracket(
+            ref,
+            bracket.action,
+            bracket.quantity,
+            bracket.entry_type,
+            bracket.entry_price,
+            bracket.stop_price,
+            bracket.target_price,
+            ctx.now,
+        )
+        self.risk.record_sent(3)
+        return True
+
+    def _refused(self, ref: str, refusal: Refusal, *, counted: bool = False) -> None:
+        if not counted:  # refused by the planner, not by risk.check: count it here
+            self.risk.refusals[refusal.rule] += 1
+        self.journal.set_intent_status(ref, "refused", f"{refusal.rule}: {refusal.detail}")
+        self._event("refusal", ref=ref, rule=refusal.rule, detail=refusal.detail)
 
     def _journal_intent(self, intent: Intent, now: float, status: str = "new") -> str:
         """Give the intent the day's next ref and commit it; returns the ref."""
@@ -351,81 +421,8 @@ class Trader:
         )
         return ref
 
-    def _enter(
-        self, ref: str, intent: Intent, current: int, ctx: RiskContext, state: FlowState
-    ) -> None:
-        qty = abs(intent.target - current)
-        if qty == 0 or _sign(intent.target - current) != _sign(intent.target):
-            self.journal.set_intent_status(ref, "done", "nothing to enter")
-            return
-        action = "BUY" if intent.target > current else "SELL"
-        f = state.features
-        near = f.bid if action == "BUY" else f.ask
-        far = f.ask if action == "BUY" else f.bid
-        step = TICK_SIZE if action == "BUY" else -TICK_SIZE
-        if intent.entry is EntryType.MKT:
-            entry_price = None
-            reference = far
-        else:
-            entry_price = None if near is None else round_to_tick(near + step * intent.offset_ticks)
-            reference = entry_price
-        check = OrderCheck(OrderKind.ENTRY, action, qty, entry_price, messages=3, new_orders=3)
-        refusal = self.risk.check(check, ctx)
-        if refusal is None and reference is None:
-            refusal = Refusal("price_collar", "no quote to price the entry from")
-            self.risk.refusals[refusal.rule] += 1  # risk.check passed it: count it here
-        if refusal is not None or reference is None:
-            assert refusal is not None
-            self.journal.set_intent_status(ref, "refused", f"{refusal.rule}: {refusal.detail}")
-            self._event("refusal", ref=ref, rule=refusal.rule, detail=refusal.detail)
-            return
-        stop = round_to_tick(reference - step * intent.stop_ticks)
-        target = round_to_tick(reference + step * intent.target_ticks)
-        self.executor.send_bracket(
-            ref, action, qty, intent.entry.value, entry_price, stop, target, ctx.now
-        )
-        self.risk.record_sent(3)
-        self.journal.set_intent_status(ref, "sent")
-
-    def _exit(self, ref: str, position: int, close: int, ctx: RiskContext) -> None:
-        """Close ``close`` contracts: brackets' targets through the market, newest first."""
-        side = _sign(position)
-        action = "SELL" if side > 0 else "BUY"
-        through = self.settings.execution.exit_through_ticks * TICK_SIZE
-        price = None
-        if ctx.bid is not None and ctx.ask is not None:
-            price = round_to_tick(ctx.bid - through if side > 0 else ctx.ask + through)
-        entries = [
-            r for r in self.executor.orders.values() if r.role is Role.ENTRY and r.filled > 0
-        ]
-        for parent in sorted(entries, key=lambda r: r.created, reverse=True):
-            if close <= 0:
-                break
-            kids = self.executor.children(parent.ref)
-            held = parent.filled - sum(k.filled for k in kids)
-            target = next((k for k in kids if k.role is Role.TARGET and k.live), None)
-            if held <= 0 or target is None:
-                continue
-            if target.ref in self._exits_sent:
-                close -= held  # already on its way out
-                continue
-            if price is None:
-                continue
-            refusal = self.risk.check(OrderCheck(OrderKind.MODIFY, action, held, price), ctx)
-            if refusal is not None:
-                continue
-            self.executor.modify(target, lmt_price=price)
-            self._exits_sent.add(target.ref)
-            self.risk.record_sent(1)
-            close -= held
-        close -= sum(r.remaining for r in self.executor.live() if r.role is Role.EXIT)
-        close -= abs(self.closer.pending_exits)
-        if close > 0:  # sized from the broker's position and risk-checked before it goes
-            release = self.closer.reserve_exit(action, close)
-            self._spawn(self.closer.send_exit(ref, action, close, price)).add_done_callback(release)
-
-    def _cancel(self, rec: OrderRecord, ctx: RiskContext | None, reason: str) -> None:
-        if rec.status == JOURNALED and rec.perm_id is None and not self.conn.ready:
+    def _cancel(self, rec: Order, ctx: RiskContext | None, reason: str) -> None:
+        if rec.status is Status.JOURNALED and rec.perm_id is None and not self.conn.ready:
             return
         if self.executor.cancel(rec, reason):
             self.risk.record_sent(1)
@@ -438,7 +435,7 @@ class Trader:
             position=self.position,
             working_entries=self.working_entries(),
             working_orders=sum(
-                1 for r in self.executor.live() if r.status != JOURNALED or r.perm_id
+                1 for r in self.executor.live() if r.status is not Status.JOURNALED or r.perm_id
             ),
             bid=bid,
             ask=ask,
@@ -447,6 +444,7 @@ class Trader:
             reconciled=self.reconciled,
             session_end=None if span is None else span.end,
             roll_day=self._roll_day_at(now),
+            tick_size=self.instrument.tick_size,
         )
 
     def _roll_day_at(self, now: float) -> bool:
@@ -474,14 +472,14 @@ class Trader:
         self.rebuild_pnl()
         self._changed.set()
 
-    def _on_order(self, rec: OrderRecord, old: str) -> None:
-        if rec.status in _ACCEPTED and old in (JOURNALED, "PendingSubmit"):
+    def _on_order(self, rec: Order, old: Status) -> None:
+        if rec.status in _ACCEPTED and old in (Status.JOURNALED, Status.PENDING_SUBMIT):
             self.risk.record_accepted()
         if rec.role is Role.ENTRY and not rec.live and rec.intent_ref:
             self.journal.set_intent_status(rec.intent_ref, "done", f"entry {rec.status}")
         self._changed.set()
 
-    def _on_reject(self, rec: OrderRecord | None, code: int, message: str) -> None:
+    def _on_reject(self, rec: Order | None, code: int, message: str) -> None:
         if rec is not None and rec.role in (Role.STOP, Role.TARGET):
             return  # a child follows its parent's fate; count the bracket once
         if rec is not None and rec.intent_ref:
@@ -577,8 +575,10 @@ class Trader:
         """Position, average price and the day's PnL from the journal's executions."""
         self._journaled.clear()
         con_id = self._con_id()
-        day = DayLedger.from_executions(self.journal.executions(con_id=con_id), self.day)
-        self.ledger = day.ledger(con_id) if con_id is not None else Ledger(ES_MULTIPLIER)
+        multiplier = self.instrument.multiplier
+        executions = self.journal.executions(con_id=con_id)
+        day = DayLedger.from_executions(executions, self.day, multiplier)
+        self.ledger = day.ledger(con_id) if con_id is not None else Ledger(multiplier)
         self.day_realized = day.realized
         self.day_commissions = day.commissions
 
@@ -708,36 +708,31 @@ class Trader:
             self._cancel(rec, None, "its position is gone")
 
     def _resume_flip(self, now: float) -> None:
-        if self._pending_flip is None:
+        if self._flip is None:
             return
-        intent, ref, since, exited = self._pending_flip
-        if now - since > self.settings.execution.entry_timeout_s:
-            self._pending_flip = None
-            self.journal.set_intent_status(ref, "done", "flip expired before flat")
-            return
+        flip, ref = self._flip
+        timeout = self.settings.execution.entry_timeout_s
         position = self.position
         if position is None:
+            if now - flip.since > timeout:
+                self._flip = None
+                self.journal.set_intent_status(ref, "done", "flip expired before flat")
             return
-        want = _sign(intent.target - position)
-        busy = self.exiting() != 0 or any(
-            r.role is Role.EXIT or (r.role is Role.ENTRY and r.remaining > 0 and r.sign != want)
-            for r in self.executor.live()
+        plan = plan_flip(
+            flip,
+            self.book(position),
+            self._quote(),
+            self.instrument,
+            exit_through_ticks=self.settings.execution.exit_through_ticks,
+            now=now,
+            timeout_s=timeout,
         )
-        if busy:
+        if plan.flip is flip:
             return  # exits and cancels still on their way
-        self._pending_flip = None
-        if (
-            exited
-            and position != 0
-            and (_sign(intent.target) != _sign(position) or abs(intent.target) < abs(position))
-        ):
-            # The exit ended without closing (rejected, cancelled): no retry loop here; the
-            # strategy's next intent decides again. (Without an exit sent, e.g. an entry that
-            # filled before its cancel arrived, the position is pursued like any other.)
-            log.warning("flip_abandoned", ref=ref, position=position, target=intent.target)
-            self.journal.set_intent_status(ref, "done", "exit ended before flat")
-            return
-        self._pursue(intent, ref, position, now, self.flow.state())
+        self._flip = None
+        if plan.detail == "exit ended before flat":
+            log.warning("flip_abandoned", ref=ref, position=position, target=flip.want.target)
+        self._carry_out(plan, ref, now, None)
 
     # --- operator and risk actions ---
 
@@ -938,3 +933,13 @@ class Trader:
             **self.alarms.as_status(),
             "day": self.day,
         }
+
+
+def _want(intent: Intent) -> Want:
+    return Want(
+        intent.target,
+        OrderType(intent.entry.value),
+        intent.offset_ticks,
+        intent.stop_ticks,
+        intent.target_ticks,
+    )

@@ -423,3 +423,14 @@ def test_effective_config_masks_the_account() -> None:
 )
 def test_mask_account(account: str, masked: str) -> None:
     assert mask_account(account) == masked
+
+
+def test_the_instrument_is_one_of_the_family_and_its_exchange_follows_it() -> None:
+    assert load().instrument.exchange == "CME"
+    assert load(overrides={"instrument.symbol": "mym"}).instrument.exchange == "CBOT"
+    assert load(overrides={"instrument.symbol": "M2K"}).instrument.exchange == "CME"
+    chosen = load(overrides={"instrument.symbol": "ES", "instrument.exchange": "globex"})
+    assert chosen.instrument.exchange == "GLOBEX"
+    assert "instrument.symbol: 'CL' is not a supported future (supported: ES, MES, NQ, MNQ, " in (
+        refused(overrides={"instrument.symbol": "CL"})
+    )

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import structlog
 
+from daemon.core.orders import Role
 from daemon.trading.model import TradingState
-from daemon.trading.orders import Role
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.journal import Journal as WireJournal
 from ibsim.market import ListSource
@@ -317,7 +317,8 @@ async def test_an_exit_moves_the_target_once_however_often_it_is_asked(
 async def test_orders_journaled_but_never_sent_are_abandoned_not_sent(
     tmp_path: Path, gateway: Gateway, daemon: Callable[..., Daemon]
 ) -> None:
-    from daemon.trading.journal import Journal, NewOrder
+    from daemon.core.orders import Order, OrderType, Role, Side
+    from daemon.trading.journal import Journal
 
     # The previous life died between the journal write and the send.
     with Journal(tmp_path / "state" / "journal.sqlite") as journal:
@@ -329,11 +330,11 @@ async def test_orders_journaled_but_never_sent_are_abandoned_not_sent(
         common = {"client_id": CLIENT, "created": T0, "intent_ref": ref, "quantity": 1}
         journal.record_orders(
             [
-                NewOrder(ref=f"{ref}-P", role="entry", action="BUY", order_type="LMT",
+                Order(ref=f"{ref}-P", role=Role.ENTRY, action=Side.BUY, order_type=OrderType.LMT,
                          order_id=1, lmt_price=5000.0, **common),
-                NewOrder(ref=f"{ref}-T", role="target", action="SELL", order_type="LMT",
+                Order(ref=f"{ref}-T", role=Role.TARGET, action=Side.SELL, order_type=OrderType.LMT,
                          order_id=2, parent_ref=f"{ref}-P", lmt_price=5003.0, **common),
-                NewOrder(ref=f"{ref}-S", role="stop", action="SELL", order_type="STP",
+                Order(ref=f"{ref}-S", role=Role.STOP, action=Side.SELL, order_type=OrderType.STP,
                          order_id=3, parent_ref=f"{ref}-P", aux_price=4998.0, **common),
             ]
         )  # fmt: skip

@@ -3,7 +3,8 @@
 A bar always holds at least one print (no empty bars). While a bar is open only its footprint,
 high/low, running delta and trade count move per print; the totals (volume, buy, sell,
 unclassified), VWAP and POC are derived from the footprint by `refresh_totals` when the bar
-closes or is read, and the imbalances by `finish` at close.
+closes or is read, and the imbalances by `finish` at close. Prices are the instrument's: a tick
+index divided by its ticks per point (a whole number, so 23453 / 10 is exactly 2345.3).
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features.footprint import ASK, BID, diagonal_imbalances, stacked_runs
 from daemon.flow.features.profile import point_of_control
 from daemon.flow.sessions import CENTRAL
-from daemon.flow.ticks import TICK_SIZE, tick_price
 from daemon.settings import FlowSettings
 
 
 @dataclass(slots=True)
 class Bar:
-    """One time or volume bar of prints, with its footprint. Prices are `tick_price`s."""
+    """One time or volume bar of prints, with its footprint. Prices are the instrument's
+    `tick_price`s; footprint and imbalance keys are its tick indexes."""
 
     kind: str  # "time" | "volume"
     start: float  # time bars: aligned start, or the session boundary after it; volume: 1st print
@@ -50,19 +52,26 @@ class Bar:
 
 
 def new_bar(
-    kind: str, start: float, end: float, tick: int, session: float | None, rth: bool
+    kind: str,
+    start: float,
+    end: float,
+    tick: int,
+    session: float | None,
+    rth: bool,
+    instrument: Instrument,
 ) -> Bar:
-    price = tick_price(tick)
+    price = instrument.tick_price(tick)
     return Bar(kind, start, end, price, price, price, price, session=session, rth=rth)
 
 
-def add_to_bar(bar: Bar, tick: int, size: float, buy: float, sell: float) -> None:
-    """One print (or part of one) into an open bar; the volume bars' path."""
+def add_to_bar(bar: Bar, tick: int, size: float, buy: float, sell: float, per_point: float) -> None:
+    """One print (or part of one) into an open bar; the volume bars' path. `per_point`: the
+    instrument's ticks per point, as a float."""
     footprint = bar.footprint
     level = footprint.get(tick)
     if level is None:
         footprint[tick] = level = [0.0, 0.0, 0.0]
-        price = tick * TICK_SIZE
+        price = tick / per_point
         if price > bar.high:
             bar.high = price
         elif price < bar.low:
@@ -70,7 +79,7 @@ def add_to_bar(bar: Bar, tick: int, size: float, buy: float, sell: float) -> Non
     level[0] += sell
     level[1] += buy
     level[2] += size - buy - sell
-    bar.close = tick * TICK_SIZE
+    bar.close = tick / per_point
     running = bar.delta + buy - sell
     bar.delta = running
     if bar.trades == 0:
@@ -82,7 +91,7 @@ def add_to_bar(bar: Bar, tick: int, size: float, buy: float, sell: float) -> Non
     bar.trades += 1
 
 
-def refresh_totals(bar: Bar) -> None:
+def refresh_totals(bar: Bar, instrument: Instrument) -> None:
     """Volume, buy, sell, unclassified, VWAP and POC of `bar` from its footprint."""
     buy = sell = unclassified = weighted = 0.0
     volumes: dict[int, float] = {}
@@ -95,14 +104,14 @@ def refresh_totals(bar: Bar) -> None:
         weighted += volume * tick
     total = buy + sell + unclassified
     bar.buy_volume, bar.sell_volume, bar.unclassified, bar.volume = buy, sell, unclassified, total
-    bar.vwap = weighted / total * TICK_SIZE if total > 0 else None
+    bar.vwap = weighted / total / instrument.ticks_per_point if total > 0 else None
     poc = point_of_control(volumes)
-    bar.poc = None if poc is None else tick_price(poc)
+    bar.poc = None if poc is None else instrument.tick_price(poc)
 
 
-def finish(bar: Bar, flow: FlowSettings) -> None:
+def finish(bar: Bar, flow: FlowSettings, instrument: Instrument) -> None:
     """Totals and imbalances of a bar that just closed."""
-    refresh_totals(bar)
+    refresh_totals(bar, instrument)
     buys, sells = diagonal_imbalances(
         bar.footprint, flow.imbalance_ratio, flow.imbalance_min_volume
     )
@@ -160,9 +169,23 @@ class VolumeBars:
     session boundaries) tag each bar at its first print.
     """
 
-    __slots__ = ("_filled", "_full", "_on_close", "bar", "contracts", "rth", "session")
+    __slots__ = (
+        "_filled",
+        "_full",
+        "_instrument",
+        "_on_close",
+        "_per_point",
+        "bar",
+        "contracts",
+        "rth",
+        "session",
+    )
 
-    def __init__(self, contracts: int, on_close: Callable[[Bar], None]) -> None:
+    def __init__(
+        self, contracts: int, on_close: Callable[[Bar], None], instrument: Instrument
+    ) -> None:
+        self._instrument = instrument
+        self._per_point = float(instrument.ticks_per_point)
         self.contracts = float(contracts)
         self._full = contracts * (1 - 1e-9)  # a bar this full is closed
         self._on_close = on_close
@@ -177,24 +200,26 @@ class VolumeBars:
         if bar is not None and filled < self._full:  # the common case: it fits, bar stays open
             self._filled = filled
             bar.end = t
-            add_to_bar(bar, tick, size, buy, sell)
+            add_to_bar(bar, tick, size, buy, sell, self._per_point)
             return
         while True:
             bar = self.bar
             if bar is None:
-                bar = self.bar = new_bar("volume", t, t, tick, self.session, self.rth)
+                bar = self.bar = new_bar(
+                    "volume", t, t, tick, self.session, self.rth, self._instrument
+                )
                 self._filled = 0.0
             bar.end = t
             room = self.contracts - self._filled
             if self._filled + size <= self.contracts * (1 + 1e-9):
                 buy, sell = _fit(size, buy, sell)
-                add_to_bar(bar, tick, size, buy, sell)
+                add_to_bar(bar, tick, size, buy, sell, self._per_point)
                 self._filled += size
                 if self._filled >= self._full:
                     self.close()
                 return
             part_buy, part_sell = _split(size, buy, sell, room)
-            add_to_bar(bar, tick, room, part_buy, part_sell)
+            add_to_bar(bar, tick, room, part_buy, part_sell, self._per_point)
             self.close()
             size -= room
             buy = max(buy - part_buy, 0.0)

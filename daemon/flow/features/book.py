@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 
-from daemon.flow.ticks import tick_price
+from daemon.core.instrument import Instrument
 
 
 class TopOfBook:
-    """The latest quote; features are None until one arrives or when its sizes sum to 0."""
+    """The latest quote (as `instrument`'s tick indexes); features are None until one arrives or
+    when its sizes sum to 0."""
 
-    __slots__ = ("ask_size", "ask_tick", "bid_size", "bid_tick", "time")
+    __slots__ = ("_instrument", "ask_size", "ask_tick", "bid_size", "bid_tick", "time")
 
-    def __init__(self) -> None:
+    def __init__(self, instrument: Instrument) -> None:
+        self._instrument = instrument
         self.bid_tick: int | None = None
         self.ask_tick: int | None = None
         self.bid_size = 0.0
@@ -30,11 +32,11 @@ class TopOfBook:
 
     @property
     def bid(self) -> float | None:
-        return None if self.bid_tick is None else tick_price(self.bid_tick)
+        return None if self.bid_tick is None else self._instrument.tick_price(self.bid_tick)
 
     @property
     def ask(self) -> float | None:
-        return None if self.ask_tick is None else tick_price(self.ask_tick)
+        return None if self.ask_tick is None else self._instrument.tick_price(self.ask_tick)
 
     def _total_size(self) -> float | None:
         total = self.bid_size + self.ask_size
@@ -52,5 +54,6 @@ class TopOfBook:
         total = self._total_size()
         if total is None or self.bid_tick is None or self.ask_tick is None:
             return None
-        bid, ask = tick_price(self.bid_tick), tick_price(self.ask_tick)
+        price = self._instrument.tick_price
+        bid, ask = price(self.bid_tick), price(self.ask_tick)
         return (bid * self.ask_size + ask * self.bid_size) / total

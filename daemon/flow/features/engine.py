@@ -6,6 +6,8 @@ until the span's end; outside, until the next whole minute (session boundaries a
 minutes: IB lists HHMM, the CME rule whole hours), which also lets a new time bar find any
 boundary inside its span by probing whole minutes. One "wake" time, the earliest of that
 recheck, the open bar's end and the next second, is all a print compares against.
+
+Prints and quotes come as tick indexes of the instrument; prices go out on its grid.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features.bars import Bar, BarClock, VolumeBars, finish, new_bar, refresh_totals
 from daemon.flow.features.book import TopOfBook
 from daemon.flow.features.snapshot import FlowSnapshot
@@ -21,7 +24,6 @@ from daemon.flow.features.totals import SessionTotals
 from daemon.flow.features.windows import RollingFlow
 from daemon.flow.prints import Print
 from daemon.flow.sessions import SessionSchedule, Span
-from daemon.flow.ticks import TICK_SIZE, tick_price
 from daemon.settings import FlowSettings
 
 _NEVER = -math.inf
@@ -39,7 +41,11 @@ class Features:
         flow: FlowSettings,
         schedule: SessionSchedule,
         on_bar: Callable[[Bar], None] | None = None,
+        *,
+        instrument: Instrument,
     ) -> None:
+        self._instrument = instrument
+        self._per_point = float(instrument.ticks_per_point)  # hot path: tick / per_point
         self._flow = flow
         self._schedule = schedule
         self._on_bar = on_bar
@@ -50,10 +56,12 @@ class Features:
         self._bar_end = math.inf  # its end; inf when none is open
         self._last_tick: int | None = None
         self._volume_bars = (
-            VolumeBars(flow.volume_bar, self._volume_bar_closed) if flow.volume_bar else None
+            VolumeBars(flow.volume_bar, self._volume_bar_closed, instrument)
+            if flow.volume_bar
+            else None
         )
         self._windows = RollingFlow(flow.delta_windows_s, flow.intensity_window_s)
-        self._book = TopOfBook()
+        self._book = TopOfBook(instrument)
         self._clock = _NEVER
         self._origin: float | None = None  # the first event time: windows are full after it
         self._globex: Span | None = None
@@ -63,7 +71,7 @@ class Features:
         self._recheck = _NEVER
         self._wake = _NEVER  # the earliest of: recheck, the open bar's end, the next second
         self._segment_since = _NEVER  # the latest session boundary crossed
-        self._session = SessionTotals(None)
+        self._session = SessionTotals(None, instrument)
         self._rth_totals: SessionTotals | None = None
         self._partial = False
 
@@ -91,7 +99,7 @@ class Features:
         level = footprint.get(tick)
         if level is None:
             footprint[tick] = level = [0.0, 0.0, 0.0]
-            price = tick * TICK_SIZE
+            price = tick / self._per_point
             if price > bar.high:
                 bar.high = price
             elif price < bar.low:
@@ -148,21 +156,18 @@ class Features:
         bar = self._bar
         if bar is not None:
             self._update_close(bar)
-            refresh_totals(bar)
+            refresh_totals(bar, self._instrument)
         return bar
 
     @property
     def last_price(self) -> float | None:
         """Price of the last accepted print, O(1)."""
-        return None if self._last_tick is None else tick_price(self._last_tick)
+        return None if self._last_tick is None else self._instrument.tick_price(self._last_tick)
 
     @property
     def quote(self) -> tuple[float | None, float | None]:
         """The last accepted bid and ask, O(1); None where there is none yet."""
-        book = self._book
-        bid = None if book.bid_tick is None else tick_price(book.bid_tick)
-        ask = None if book.ask_tick is None else tick_price(book.ask_tick)
-        return bid, ask
+        return self._book.bid, self._book.ask
 
     @property
     def clock(self) -> float | None:
@@ -203,7 +208,7 @@ class Features:
         book = self._book
         return FlowSnapshot(
             time=time,
-            last=None if self._last_tick is None else tick_price(self._last_tick),
+            last=self.last_price,
             bid=book.bid,
             ask=book.ask,
             session_start=totals.start,
@@ -260,7 +265,7 @@ class Features:
         start, end = self._segment_bounds(t)
         globex, rth = self._globex, self._rth
         session = globex.start if globex is not None else None
-        bar = new_bar("time", start, end, tick, session, rth is not None)
+        bar = new_bar("time", start, end, tick, session, rth is not None, self._instrument)
         bar.delta_min = bar.delta_max = delta  # the running delta after the opening print
         self._bar = bar
         self._bar_end = end
@@ -299,7 +304,7 @@ class Features:
 
     def _update_close(self, bar: Bar) -> None:
         if self._last_tick is not None:
-            bar.close = tick_price(self._last_tick)
+            bar.close = self._instrument.tick_price(self._last_tick)
 
     def _close_time_bar(self, end: float) -> None:
         bar = self._bar
@@ -309,7 +314,7 @@ class Features:
         self._bar_end = math.inf
         bar.end = end
         self._update_close(bar)
-        finish(bar, self._flow)
+        finish(bar, self._flow, self._instrument)
         if bar.session is not None and bar.session == self._session.start:
             self._session.fold(bar)
         if bar.rth and self._rth_totals is not None:
@@ -319,7 +324,7 @@ class Features:
             self._on_bar(bar)
 
     def _volume_bar_closed(self, bar: Bar) -> None:
-        finish(bar, self._flow)
+        finish(bar, self._flow, self._instrument)
         self.volume_bars.append(bar)
         if self._on_bar is not None:
             self._on_bar(bar)
@@ -362,11 +367,13 @@ class Features:
             self._close_time_bar(min(self._bar_end, max(earliest, self._bar.start)))
         self._segment_since = latest
         if globex_changed and self._globex is not None:
-            self._session = SessionTotals(self._globex.start)
+            self._session = SessionTotals(self._globex.start, self._instrument)
             if not first:  # seen from its start: complete unless told otherwise again
                 self._partial = False
         if rth_changed:
-            self._rth_totals = SessionTotals(self._rth.start) if self._rth is not None else None
+            self._rth_totals = (
+                SessionTotals(self._rth.start, self._instrument) if self._rth is not None else None
+            )
 
 
 def _boundaries(old: Span | None, new: Span | None) -> list[float]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features.bars import Bar, refresh_totals
 from daemon.flow.features.profile import add_footprint, value_area
 from daemon.flow.features.vwap import Moments, VwapBands
-from daemon.flow.ticks import tick_price
 
 
 class SessionView(NamedTuple):
@@ -27,11 +27,13 @@ class SessionView(NamedTuple):
 
 
 class SessionTotals:
-    """Closed bars' totals for the session starting at `start` (None: no session yet)."""
+    """Closed bars' totals for the session starting at `start` (None: no session yet); prices
+    on `instrument`'s grid."""
 
     __slots__ = (
         "buy_volume",
         "cvd",
+        "instrument",
         "moments",
         "profile",
         "sell_volume",
@@ -40,15 +42,16 @@ class SessionTotals:
         "volume",
     )
 
-    def __init__(self, start: float | None) -> None:
+    def __init__(self, start: float | None, instrument: Instrument) -> None:
         self.start = start
+        self.instrument = instrument
         self.volume = 0.0
         self.buy_volume = 0.0
         self.sell_volume = 0.0
         self.unclassified = 0.0
         self.cvd = 0.0  # sum of the bars' running deltas
         self.profile: dict[int, float] = {}
-        self.moments = Moments()
+        self.moments = Moments(instrument)
 
     def fold(self, bar: Bar) -> None:
         """Add a closed bar (its totals already refreshed)."""
@@ -66,7 +69,7 @@ class SessionTotals:
         unclassified, cvd = self.unclassified, self.cvd
         profile, moments = self.profile, self.moments
         if open_bar is not None:
-            refresh_totals(open_bar)
+            refresh_totals(open_bar, self.instrument)
             volume += open_bar.volume
             buy += open_bar.buy_volume
             sell += open_bar.sell_volume
@@ -77,6 +80,7 @@ class SessionTotals:
             moments = moments.copy()
             moments.add_footprint(open_bar.footprint)
         area = value_area(profile, value_share)
+        price = self.instrument.tick_price
         return SessionView(
             volume,
             buy,
@@ -84,7 +88,7 @@ class SessionTotals:
             unclassified,
             cvd,
             moments.bands(),
-            None if area is None else tick_price(area.poc),
-            None if area is None else tick_price(area.high),
-            None if area is None else tick_price(area.low),
+            None if area is None else price(area.poc),
+            None if area is None else price(area.high),
+            None if area is None else price(area.low),
         )

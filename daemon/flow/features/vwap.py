@@ -1,7 +1,8 @@
 """VWAP and its standard deviation from running sums of v, p*v and p^2*v.
 
 Sums are kept in ticks relative to a reference tick (the first one folded in), so the
-variance E[p^2] - E[p]^2 is taken of small numbers and loses no precision.
+variance E[p^2] - E[p]^2 is taken of small numbers and loses no precision; they become prices
+of the instrument only when read.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from daemon.flow.ticks import TICK_SIZE
+from daemon.core.instrument import Instrument
 
 
 class VwapBands(NamedTuple):
@@ -34,18 +35,20 @@ class VwapBands(NamedTuple):
 
 
 class Moments:
-    """Volume-weighted sums of price; fold footprints in, read VWAP and SD out."""
+    """Volume-weighted sums of `instrument`'s ticks; fold footprints in, read VWAP and SD out."""
 
-    __slots__ = ("ref", "v", "v_t", "v_t2")
+    __slots__ = ("_per_point", "instrument", "ref", "v", "v_t", "v_t2")
 
-    def __init__(self) -> None:
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self._per_point = float(instrument.ticks_per_point)
         self.ref: int | None = None
         self.v = 0.0
         self.v_t = 0.0
         self.v_t2 = 0.0
 
     def copy(self) -> Moments:
-        other = Moments()
+        other = Moments(self.instrument)
         other.ref, other.v, other.v_t, other.v_t2 = self.ref, self.v, self.v_t, self.v_t2
         return other
 
@@ -68,7 +71,7 @@ class Moments:
     def vwap(self) -> float | None:
         if self.ref is None or not self.v > 0:
             return None
-        return (self.ref + self.v_t / self.v) * TICK_SIZE
+        return (self.ref + self.v_t / self.v) / self._per_point
 
     def bands(self) -> VwapBands | None:
         """VWAP and SD, or None before any volume."""
@@ -76,4 +79,5 @@ class Moments:
             return None
         mean = self.v_t / self.v
         variance = max(self.v_t2 / self.v - mean * mean, 0.0)  # rounding may dip below 0
-        return VwapBands((self.ref + mean) * TICK_SIZE, math.sqrt(variance) * TICK_SIZE)
+        per_point = self._per_point
+        return VwapBands((self.ref + mean) / per_point, math.sqrt(variance) / per_point)

@@ -10,7 +10,7 @@ import pytest
 from daemon.broker.contracts import (
     NoContractError,
     SessionCalendar,
-    fetch_es_details,
+    fetch_future_details,
     next_after,
     select_front,
 )
@@ -22,7 +22,7 @@ async def test_front_month_and_hours_from_the_gateway(
 ) -> None:
     ib = await connect(await make_gateway(SIM_START))
     async with asyncio.timeout(WAIT):
-        details = await fetch_es_details(ib)
+        details = await fetch_future_details(ib, "ES", "CME", "USD")
 
     assert [cd.contract.localSymbol for cd in details if cd.contract] == [
         "ESZ6", "ESH7", "ESM7", "ESU7"
@@ -58,7 +58,7 @@ async def test_after_the_roll_the_gateway_listing_gives_the_next_contract(
     rolled = datetime(2026, 12, 10, 8, 30, tzinfo=CENTRAL)
     ib = await connect(await make_gateway(rolled))
     async with asyncio.timeout(WAIT):
-        details = await fetch_es_details(ib)
+        details = await fetch_future_details(ib, "ES", "CME", "USD")
     assert len(details) == 4
     front = select_front(details, rolled)
     assert front.contract is not None
@@ -71,5 +71,5 @@ async def test_unknown_symbol_is_a_clear_error(
 ) -> None:
     ib = await connect(await make_gateway())
     async with asyncio.timeout(WAIT):
-        with pytest.raises(NoContractError, match="FUT NQ on CME in USD"):
-            await fetch_es_details(ib, symbol="NQ")
+        with pytest.raises(NoContractError, match="FUT ZZ on CME in USD"):
+            await fetch_future_details(ib, "ZZ", "CME", "USD")

@@ -270,13 +270,13 @@ async def test_configured_account_not_managed_fails_and_skips_the_what_if(
     assert report[READ_ONLY].status is Status.SKIP
 
 
-async def test_unknown_instrument_fails_market_data_and_skips_what_needs_it(
+async def test_an_unlisted_contract_fails_market_data_and_skips_what_needs_it(
     make_gateway: GatewayFactory,
 ) -> None:
     gw = await make_gateway()
-    report = await doctor(gw, instrument={"symbol": "NOPE"})
+    report = await doctor(gw, instrument={"symbol": "ES", "exchange": "NYMEX"})  # wrong exchange
     assert report[MARKET_DATA].status is Status.FAIL
-    assert "cannot qualify the NOPE front month" in report[MARKET_DATA].detail
+    assert "cannot qualify the ES front month" in report[MARKET_DATA].detail
     assert "instrument.symbol" in report[MARKET_DATA].fix
     assert report[TICK_BY_TICK].status is Status.SKIP
     assert report[READ_ONLY].status is Status.SKIP

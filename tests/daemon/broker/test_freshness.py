@@ -16,6 +16,7 @@ from ib_async import IB
 from daemon.broker.connection import Connection, Heartbeat
 from daemon.broker.freshness import FreshnessWatch, Step
 from daemon.broker.marketdata import MarketData
+from daemon.core.instrument import Instrument
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.prints import Health
 from daemon.settings import DataSettings, FlowSettings, IbSettings, InstrumentSettings
@@ -160,7 +161,7 @@ async def flowing() -> AsyncIterator[Make]:
         )
         f = Flowing(gw, conn, None)  # type: ignore[arg-type]
         data = DataSettings(stale_after_s=STALE, reconnect_after_stale_s=RECONNECT, backfill=False)
-        f.flow = OrderFlow(FlowSettings(), data)
+        f.flow = OrderFlow(FlowSettings(), data, instrument=Instrument.of_product("ES"))
 
         def sink(event: Any) -> None:
             f.flow.on_event(event)

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.core.instrument import Instrument
 from daemon.flow.events import DataMode, MarketEvent, QuoteEvent, RtPrint, SnapshotEvent, TradeEvent
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.prints import Health
@@ -19,10 +20,11 @@ from daemon.settings import DataSettings, FlowSettings
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=CENTRAL).timestamp()  # inside RTH
 FLOW = FlowSettings()
 DATA = DataSettings()
+ES = Instrument.of_product("ES")
 
 
 def make(**kw: Any) -> OrderFlow:
-    return OrderFlow(FLOW, DATA, **kw)
+    return OrderFlow(FLOW, DATA, instrument=ES, **kw)
 
 
 class Tape:

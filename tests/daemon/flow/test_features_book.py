@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features.book import TopOfBook
+
+ES = Instrument.of_product("ES")
 
 
 def test_imbalance_and_microprice_by_hand() -> None:
-    book = TopOfBook()
+    book = TopOfBook(ES)
     book.update(400, 401, 30.0, 10.0, 1.0)  # 100.00 x 100.25, 30 bid, 10 offered
     assert book.bid == 100.0
     assert book.ask == 100.25
@@ -18,7 +21,7 @@ def test_imbalance_and_microprice_by_hand() -> None:
 
 
 def test_undefined_before_a_quote_and_when_sizes_sum_to_zero() -> None:
-    book = TopOfBook()
+    book = TopOfBook(ES)
     assert book.imbalance() is None
     assert book.microprice() is None
     assert book.bid is None
@@ -29,7 +32,7 @@ def test_undefined_before_a_quote_and_when_sizes_sum_to_zero() -> None:
 
 
 def test_one_sided_size() -> None:
-    book = TopOfBook()
+    book = TopOfBook(ES)
     book.update(400, 401, 0.0, 5.0, 1.0)
     assert book.imbalance() == -1.0
     assert book.microprice() == 100.0  # all the size on the offer: the bid

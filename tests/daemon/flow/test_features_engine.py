@@ -8,13 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features import Bar, Features, FlowSnapshot
 from daemon.flow.prints import Method, Print
 from daemon.flow.sessions import SessionSchedule
-from daemon.flow.ticks import tick_index
 from daemon.settings import FlowSettings
 
 CT = ZoneInfo("America/Chicago")
+ES = Instrument.of_product("ES")
 
 
 def ct(day: int, hour: int, minute: int = 0, second: float = 0.0) -> float:
@@ -25,7 +26,7 @@ def ct(day: int, hour: int, minute: int = 0, second: float = 0.0) -> float:
 
 
 def trade(t: float, price: float, size: float, side: str) -> Print:
-    tick = tick_index(price)
+    tick = ES.tick_index(price)
     assert tick is not None
     buy = size if side == "buy" else 0.0
     sell = size if side == "sell" else 0.0
@@ -35,7 +36,9 @@ def trade(t: float, price: float, size: float, side: str) -> Print:
 
 def make(**settings: Any) -> tuple[Features, list[Bar]]:
     closed: list[Bar] = []
-    features = Features(FlowSettings(**settings), SessionSchedule(), on_bar=closed.append)
+    features = Features(
+        FlowSettings(**settings), SessionSchedule(), on_bar=closed.append, instrument=ES
+    )
     return features, closed
 
 
@@ -412,7 +415,7 @@ def test_schedule_spans_from_the_contract_override_the_cme_rule() -> None:
         trading=[(ct(18, 17), ct(19, 12)), (ct(19, 17), ct(20, 16))],
         rth=[(ct(19, 8, 30), ct(19, 12)), (ct(20, 8, 30), ct(20, 15, 15))],
     )
-    features = Features(FlowSettings(bar=5400), schedule)
+    features = Features(FlowSettings(bar=5400), schedule, instrument=ES)
     features.on_print(trade(ct(19, 11, 50), 100, 1, "buy"))
     bar = features.open_bar
     assert bar is not None

@@ -12,12 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features import Bar, Features, FlowSnapshot
 from daemon.flow.prints import Method, Print
 from daemon.flow.sessions import SessionSchedule
 from daemon.settings import FlowSettings
 
 CT = ZoneInfo("America/Chicago")
+ES = Instrument.of_product("ES")
 STARTS = [  # just before boundaries: RTH open and close, Globex close, Friday close, Sunday open
     datetime(2026, 11, 19, 8, 25, tzinfo=CT).timestamp(),
     datetime(2026, 11, 19, 15, 10, tzinfo=CT).timestamp(),
@@ -63,7 +65,7 @@ def run(
     events: list[tuple[float, str, int, float, float, float, float, float]],
 ) -> tuple[Features, list[Bar], list[FlowSnapshot]]:
     closed: list[Bar] = []
-    features = Features(flow, SessionSchedule(), on_bar=closed.append)
+    features = Features(flow, SessionSchedule(), on_bar=closed.append, instrument=ES)
     snapshots = []
     t, tick = start, 20_000
     for step, kind, move, size, buy_share, sell_share, bid_size, ask_size in events:

@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features import Bar, Features
 from daemon.flow.prints import Method, Print
 from daemon.flow.sessions import SessionSchedule
-from daemon.flow.ticks import tick_index
 from daemon.settings import FlowSettings
 
 CT = ZoneInfo("America/Chicago")
+ES = Instrument.of_product("ES")
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "es_trades_2013-09-01_02.csv.gz"
 MONDAY_OPEN = datetime(2013, 9, 2, 17, 0, tzinfo=CT).timestamp()
 
@@ -35,7 +36,7 @@ def tick_rule_prints() -> list[Print]:
         for row in csv.DictReader(f):
             local = datetime.strptime(row["time_ct"], "%Y-%m-%d %H:%M:%S.%f")
             t = local.replace(tzinfo=CT).timestamp()
-            tick = tick_index(float(row["price"]))
+            tick = ES.tick_index(float(row["price"]))
             assert tick is not None
             size = float(row["size"])
             if last_tick is not None and tick != last_tick:
@@ -52,7 +53,10 @@ def test_replayed_day_matches_independent_totals() -> None:
     prints = tick_rule_prints()
     closed: list[Bar] = []
     features = Features(
-        FlowSettings(bar=60, volume_bar=500, bars_kept=5000), SessionSchedule(), closed.append
+        FlowSettings(bar=60, volume_bar=500, bars_kept=5000),
+        SessionSchedule(),
+        closed.append,
+        instrument=ES,
     )
     for p in prints:
         features.on_print(p)

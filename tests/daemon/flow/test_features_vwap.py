@@ -6,11 +6,14 @@ import math
 
 import pytest
 
+from daemon.core.instrument import Instrument
 from daemon.flow.features.vwap import Moments
+
+ES = Instrument.of_product("ES")
 
 
 def test_vwap_and_sd_by_hand() -> None:
-    moments = Moments()
+    moments = Moments(ES)
     # 2 @ 100.00, 1 @ 101.00, 1 @ 99.00 (ticks 400, 404, 396)
     moments.add_footprint({400: [1.0, 1.0, 0.0], 404: [0.0, 1.0, 0.0]})
     moments.add_footprint({396: [0.0, 0.0, 1.0]})
@@ -25,7 +28,7 @@ def test_vwap_and_sd_by_hand() -> None:
 
 
 def test_one_price_has_zero_sd() -> None:
-    moments = Moments()
+    moments = Moments(ES)
     moments.add_footprint({21000: [3.0, 4.0, 0.0]})
     bands = moments.bands()
     assert bands is not None
@@ -34,7 +37,7 @@ def test_one_price_has_zero_sd() -> None:
 
 
 def test_no_volume_is_undefined() -> None:
-    moments = Moments()
+    moments = Moments(ES)
     assert moments.bands() is None
     assert moments.vwap() is None
     moments.add_footprint({400: [0.0, 0.0, 0.0]})
@@ -42,7 +45,7 @@ def test_no_volume_is_undefined() -> None:
 
 
 def test_copy_is_independent() -> None:
-    moments = Moments()
+    moments = Moments(ES)
     moments.add_footprint({400: [1.0, 0.0, 0.0]})
     other = moments.copy()
     other.add_footprint({404: [0.0, 1.0, 0.0]})

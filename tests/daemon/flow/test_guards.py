@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.core.instrument import Instrument
 from daemon.flow.events import DataMode, QuoteEvent, RtPrint, SnapshotEvent, TradeEvent
 from daemon.flow.guards import (
     UNSET_DECIMAL,
@@ -27,9 +28,9 @@ from daemon.flow.guards import (
     TickGuard,
 )
 from daemon.flow.prints import Health
-from daemon.flow.ticks import tick_index
 from daemon.settings import FlowSettings
 
+ES = Instrument.of_product("ES")
 BAND = 8  # ticks = 2 points
 CONFIRM = 2
 INVALID_AFTER = 3
@@ -54,7 +55,7 @@ class Recorder:
 
     def __init__(self, flow: FlowSettings = FLOW) -> None:
         self.calls: list[tuple[Reason, object]] = []
-        self.guard = TickGuard(flow, STALE_S, lambda r, e: self.calls.append((r, e)))
+        self.guard = TickGuard(flow, STALE_S, lambda r, e: self.calls.append((r, e)), instrument=ES)
 
 
 def tr(seq: int, price: float, size: float = 1.0, t: float | None = None) -> TradeEvent:
@@ -147,7 +148,7 @@ def test_off_grid_trade_rejected(price: float) -> None:
 
 
 def test_float_noise_on_the_grid_is_accepted() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     noisy = tr(1, 5000.25 + 1e-9)  # float noise from arithmetic upstream
     assert g.trade(noisy) == (noisy,)
     assert g.rejected == {}
@@ -166,14 +167,14 @@ def test_redelivered_trade_is_a_duplicate() -> None:
 
 
 def test_identical_prints_with_new_seqs_are_a_sweep_not_duplicates() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     sweep = [TradeEvent(seq, 5000.0, 2.0, T0, 0.0) for seq in (1, 2, 3)]
     assert [g.trade(ev) for ev in sweep] == [(ev,) for ev in sweep]
     assert g.rejected == {}
 
 
 def test_unreported_and_past_limit_trades_are_real_volume() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     evs = [
         TradeEvent(1, 5000.0, 1.0, T0, 0.0, unreported=True),
         TradeEvent(2, 5000.0, 3.0, T0, 0.0, past_limit=True),
@@ -182,7 +183,7 @@ def test_unreported_and_past_limit_trades_are_real_volume() -> None:
 
 
 def test_only_the_first_problem_is_counted() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     g.trade(tr(2, NAN, -1.0))  # bad price and bad size: one rejected tick
     g.trade(tr(1, NAN))  # duplicate seq, bad price too
@@ -193,7 +194,7 @@ def test_only_the_first_problem_is_counted() -> None:
 
 
 def test_good_quote_returns_ticks() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     assert g.quote(qt(1, 5000.0, 5000.25)) == (20000, 20001)
     assert g.quote(qt(2, 5000.0, 5000.5, 0.0, 0.0)) == (20000, 20002)  # empty level sizes: fine
     assert g.rejected == {}
@@ -226,14 +227,14 @@ def test_bad_quote_rejected(bid: float, ask: float, reason: Reason) -> None:
     + [(u, Reason.UNSET) for u in UNSETS],
 )
 def test_bad_quote_size_rejected(size: float, reason: Reason) -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     assert g.quote(qt(1, 5000.0, 5000.25, bid_size=size)) is None
     assert g.quote(qt(2, 5000.0, 5000.25, ask_size=size)) is None
     assert g.rejected == {reason.value: 2}
 
 
 def test_stale_quote_rejected() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0, t=T0 + 100))
     assert g.quote(qt(1, 4999.75, 5000.0, t=T0 + 95)) == (19999, 20000)  # exactly 5 s: fine
     assert g.quote(qt(2, 4999.75, 5000.0, t=T0 + 94.9)) is None
@@ -241,7 +242,7 @@ def test_stale_quote_rejected() -> None:
 
 
 def test_rejected_events_do_not_advance_the_clock() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0, t=T0))
     g.trade(tr(2, -1.0, t=T0 + 1000))  # rejected: its time must not make quotes stale
     g.quote(qt(3, 5000.0, 4999.75, t=T0 + 1000))  # crossed, likewise
@@ -249,7 +250,7 @@ def test_rejected_events_do_not_advance_the_clock() -> None:
 
 
 def test_rejected_quote_does_not_move_the_spike_range() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     g.quote(qt(2, 5010.25, 5010.0))  # crossed at a far level: must not vouch for it
     assert g.trade(tr(3, 5010.0)) == ()
@@ -273,7 +274,7 @@ def test_spike_rejected_when_the_next_trade_returns() -> None:
 
 
 def test_one_tick_past_the_band_is_a_spike_and_the_band_edge_is_not() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     edge = tr(2, 5002.0)  # +8 ticks from 5000.00
     assert g.trade(edge) == (edge,)
@@ -281,7 +282,7 @@ def test_one_tick_past_the_band_is_a_spike_and_the_band_edge_is_not() -> None:
 
 
 def test_real_gap_released_in_order_after_confirmations() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     gap = [tr(2, 5010.0, 4.0), tr(3, 5010.25, 1.0), tr(4, 5010.0, 2.0)]
     assert g.trade(gap[0]) == ()
@@ -296,7 +297,9 @@ def test_real_gap_released_in_order_after_confirmations() -> None:
 
 
 def test_single_confirmation_setting() -> None:
-    g = TickGuard(FlowSettings(bar=60, spike_band_ticks=BAND, spike_confirm_trades=1), STALE_S)
+    g = TickGuard(
+        FlowSettings(bar=60, spike_band_ticks=BAND, spike_confirm_trades=1), STALE_S, instrument=ES
+    )
     g.trade(tr(1, 5000.0))
     a, b = tr(2, 4990.0), tr(3, 4990.0)
     assert g.trade(a) == ()
@@ -304,7 +307,7 @@ def test_single_confirmation_setting() -> None:
 
 
 def test_gap_confirmed_by_a_quote() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     spike = tr(2, 5010.0)
     assert g.trade(spike) == ()
@@ -315,7 +318,7 @@ def test_gap_confirmed_by_a_quote() -> None:
 
 
 def test_trade_within_the_quote_is_no_spike() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     g.quote(qt(2, 5004.75, 5005.0))  # the market moved; no trade yet
     inside = tr(3, 5007.0)  # 28 ticks from the last trade, 8 above the ask
@@ -324,7 +327,7 @@ def test_trade_within_the_quote_is_no_spike() -> None:
 
 
 def test_no_spike_check_on_the_first_trade_and_a_bad_first_trade_loses_nothing() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     wild = tr(1, 6000.0)
     assert g.trade(wild) == (wild,)
     real = [tr(2, 5000.0), tr(3, 5000.25), tr(4, 5000.0)]
@@ -332,7 +335,7 @@ def test_no_spike_check_on_the_first_trade_and_a_bad_first_trade_loses_nothing()
 
 
 def test_a_third_level_rejects_the_held_spike_and_is_suspected_in_turn() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     g.trade(tr(2, 5010.0))
     assert g.trade(tr(3, 4990.0)) == ()
@@ -345,12 +348,12 @@ def test_a_third_level_rejects_the_held_spike_and_is_suspected_in_turn() -> None
 def test_overlapping_bands_go_to_the_closer_level() -> None:
     # Reference 5000.00 (tick 20000), spike 5002.50 (+10). 5001.75 (+7) is within both bands
     # but closer to the spike: a confirmation. 5001.25 (+5) is equally far: back to normal.
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     g.trade(tr(2, 5002.5))
     assert g.trade(tr(3, 5001.75)) == ()
     assert g.held == 2
-    g2 = TickGuard(FLOW, STALE_S)
+    g2 = TickGuard(FLOW, STALE_S, instrument=ES)
     g2.trade(tr(1, 5000.0))
     g2.trade(tr(2, 5002.5))
     back = tr(3, 5001.25)
@@ -359,7 +362,7 @@ def test_overlapping_bands_go_to_the_closer_level() -> None:
 
 
 def test_bad_ticks_while_holding_change_nothing() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     s1, s2, s3 = tr(2, 5010.0), tr(4, 5010.0), tr(6, 5010.0)
     g.trade(s1)
@@ -386,7 +389,7 @@ def test_flush_rejects_held_spikes() -> None:
 
 
 def test_health_transitions() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     seen = [g.health]
     g.quote(qt(1, 4999.75, 5000.0))
     seen.append(g.health)  # quotes alone: no trade yet
@@ -409,7 +412,7 @@ def test_health_transitions() -> None:
 
 
 def test_consecutive_bad_quotes_make_data_invalid() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0))
     for seq in range(INVALID_AFTER):
         g.quote(qt(seq, 5000.0, 5000.0))
@@ -422,7 +425,9 @@ def test_consecutive_bad_quotes_make_data_invalid() -> None:
 
 
 def test_spike_rejections_count_as_consecutive_rejects() -> None:
-    g = TickGuard(FlowSettings(bar=60, spike_band_ticks=BAND, invalid_after_rejects=1), STALE_S)
+    g = TickGuard(
+        FlowSettings(bar=60, spike_band_ticks=BAND, invalid_after_rejects=1), STALE_S, instrument=ES
+    )
     g.trade(tr(1, 5000.0))
     g.trade(tr(2, 5010.0))
     g.flush()
@@ -448,7 +453,7 @@ def test_snapshot_volume_increments_reset_and_missing() -> None:
     ("volume", "reason"), [(-1.0, Reason.BAD_SIZE), (INF, Reason.BAD_SIZE), (UNSET_DOUBLE, "unset")]
 )
 def test_bad_snapshot_volume_counted_and_baseline_kept(volume: float, reason: str) -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.snapshot(sample(1, 100.0))
     assert g.snapshot(sample(2, volume)).volume_increment is None
     assert g.snapshot(sample(3, 104.0)).volume_increment == 4.0
@@ -456,7 +461,7 @@ def test_bad_snapshot_volume_counted_and_baseline_kept(volume: float, reason: st
 
 
 def test_snapshot_quote_and_last() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     check = g.snapshot(sample(1, 10.0, bid=4999.75, ask=5000.0, bid_size=0.0, last=5000.25))
     assert check == SnapshotCheck((19999, 20000, 0.0, 12.0), 20001, None, [])
     assert g.rejected == {}
@@ -478,7 +483,7 @@ def test_snapshot_quote_and_last() -> None:
 def test_bad_snapshot_quote_is_one_count_and_the_rest_survives(
     kwargs: dict[str, Any], reason: str
 ) -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.trade(tr(1, 5000.0, t=T0))
     check = g.snapshot(sample(2, 50.0, (rt(5000.0, 7.0),), **kwargs))
     assert check.quote is None
@@ -488,7 +493,7 @@ def test_bad_snapshot_quote_is_one_count_and_the_rest_survives(
 
 
 def test_nan_in_a_snapshot_is_absent_not_bad() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     nans: list[dict[str, Any]] = [{"bid": NAN}, {"ask": NAN}, {"ask_size": NAN}]
     for kwargs in nans:
         assert g.snapshot(sample(1, 10.0, **kwargs)).quote is None
@@ -507,13 +512,13 @@ def test_nan_in_a_snapshot_is_absent_not_bad() -> None:
     ],
 )
 def test_bad_snapshot_last(last: float, reason: str) -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     assert g.snapshot(sample(1, 10.0, last=last)).last_tick is None
     assert g.rejected == {reason: 1}
 
 
 def test_every_bad_part_of_a_sample_counts_once() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.snapshot(sample(1, 100.0, (rt(5000.0, 100.0),)))
     bad = sample(
         2,
@@ -534,7 +539,7 @@ def test_every_bad_part_of_a_sample_counts_once() -> None:
 
 
 def test_rt_prints_duplicates_and_sweeps() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     first = g.snapshot(sample(1, 3.0, (rt(5000.0, 1.0), rt(5000.0, 2.0), rt(5000.0, 3.0))))
     assert [p[0] for p in first.prints] == [20000] * 3  # identical prints, new totals: a sweep
     again = g.snapshot(sample(2, 4.0, (rt(5000.0, 3.0), rt(5000.25, 4.0))))
@@ -543,7 +548,7 @@ def test_rt_prints_duplicates_and_sweeps() -> None:
 
 
 def test_rt_prints_after_a_volume_reset_are_counted_from_the_new_baseline() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.snapshot(sample(1, 900.0, (rt(5000.0, 900.0),)))
     # The session rolled over: an old-count print first, then the count starts again.
     check = g.snapshot(sample(2, 2.0, (rt(5000.0, 901.0), rt(5000.0, 1.0), rt(5000.0, 2.0))))
@@ -555,7 +560,7 @@ def test_rt_prints_after_a_volume_reset_are_counted_from_the_new_baseline() -> N
 
 
 def test_rt_print_spike_held_across_samples_then_released() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.snapshot(sample(1, 1.0, (rt(5000.0, 1.0),)))
     held = g.snapshot(sample(2, 3.0, (rt(5010.0, 2.0, 2.0), rt(5010.25, 3.0))))
     assert (held.prints, g.held, g.health) == ([], 2, Health.DEGRADED)
@@ -565,7 +570,7 @@ def test_rt_print_spike_held_across_samples_then_released() -> None:
 
 
 def test_rt_print_spike_rejected() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     g.snapshot(sample(1, 1.0, (rt(5000.0, 1.0),)))
     check = g.snapshot(sample(2, 3.0, (rt(4000.0, 2.0), rt(5000.0, 3.0))))
     assert [p[0] for p in check.prints] == [20000]
@@ -573,7 +578,7 @@ def test_rt_print_spike_rejected() -> None:
 
 
 def test_tick_by_tick_samples_only_judge_volume() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     tbt = DataMode.TICK_BY_TICK
     g.snapshot(sample(1, 10.0, mode=tbt))
     check = g.snapshot(
@@ -677,12 +682,12 @@ def _feed(g: TickGuard, ev: TradeEvent | QuoteEvent) -> object:
 @settings(max_examples=300, deadline=None)
 @given(streams())
 def test_bad_ticks_change_nothing(stream: Stream) -> None:
-    clean = TickGuard(FLOW, STALE_S)
+    clean = TickGuard(FLOW, STALE_S, instrument=ES)
     expected = [_feed(clean, ev) for ev in stream.clean]
     clean.flush()
     assert clean.rejected == {}
 
-    dirty = TickGuard(FLOW, STALE_S)
+    dirty = TickGuard(FLOW, STALE_S, instrument=ES)
     got = []
     for ev, bad in stream.dirty:
         out = _feed(dirty, ev)
@@ -768,10 +773,10 @@ def test_bad_snapshot_parts_change_nothing(
     data: tuple[list[SnapshotEvent], list[SnapshotEvent], int],
 ) -> None:
     clean_samples, dirty_samples, injected = data
-    clean = TickGuard(FLOW, STALE_S)
+    clean = TickGuard(FLOW, STALE_S, instrument=ES)
     expected = [clean.snapshot(ev) for ev in clean_samples]
     assert clean.rejected == {}
-    dirty = TickGuard(FLOW, STALE_S)
+    dirty = TickGuard(FLOW, STALE_S, instrument=ES)
     got = []
     for ev in dirty_samples:
         check = dirty.snapshot(ev)
@@ -789,7 +794,7 @@ def test_bad_snapshot_parts_change_nothing(
 @pytest.mark.skipif(not DATA.exists(), reason=f"real ES trades not present at {DATA}")
 def test_a_real_es_day_passes_untouched() -> None:
     central = ZoneInfo("America/Chicago")
-    g = TickGuard(FlowSettings(bar=60), STALE_S)
+    g = TickGuard(FlowSettings(bar=60), STALE_S, instrument=ES)
     accepted = 0
     rows = 0
     with gzip.open(DATA, "rt") as f:
@@ -807,8 +812,8 @@ def test_a_real_es_day_passes_untouched() -> None:
 
 
 def test_tick_index_agrees_with_the_fast_grid_check() -> None:
-    g = TickGuard(FLOW, STALE_S)
+    g = TickGuard(FLOW, STALE_S, instrument=ES)
     for seq, cents in enumerate(range(499_000, 501_000)):
         price = cents / 100
         accepted = bool(g.trade(tr(seq, price)))
-        assert accepted == (tick_index(price) is not None), price
+        assert accepted == (ES.tick_index(price) is not None), price

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import EX_NOINPUT, EX_USAGE, main
+from daemon.core.orders import Order, OrderType, Role, Side
 from daemon.flow.events import TradeEvent
 from daemon.flow.replay import parse_trades
 from daemon.flow.sessions import CENTRAL, SessionSchedule
@@ -28,7 +29,7 @@ from daemon.report.html import page
 from daemon.report.render import draw, size_px
 from daemon.runtime.supervisor import JOURNAL_FILE
 from daemon.settings import RecordingSettings, Settings
-from daemon.trading.journal import ExecRow, Journal, NewOrder
+from daemon.trading.journal import ExecRow, Journal
 
 DATA = Path(__file__).parents[3] / "data" / "es_trades_2013-09-01_02.csv.gz"
 DAY = "2013-09-02"  # the Globex session Sun 2013-09-01 17:00 CT .. Mon 16:00 CT
@@ -67,9 +68,10 @@ def add_fill(
     )  # fmt: skip
 
 
-def order(ref: str, role: str, action: str, qty: int, at: str) -> NewOrder:
-    return NewOrder(
-        ref=ref, role=role, client_id=7, action=action, quantity=qty, order_type="MKT",
+def order(ref: str, role: str, action: str, qty: int, at: str) -> Order:
+    return Order(
+        ref=ref, role=Role(role), client_id=7, action=Side(action), quantity=qty,
+        order_type=OrderType.MKT,
         created=ct(at),
     )  # fmt: skip
 

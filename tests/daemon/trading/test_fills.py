@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from daemon.core.orders import Role
 from daemon.trading.fills import ExecVersion, FillFacts, exec_version, fill_problem
 from daemon.trading.model import EntryType, Intent, intent_problem
-from daemon.trading.orders import Role
 from daemon.trading.ownership import Ownership, Verdict, intent_of
 
 GOOD = FillFacts(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import pytest
 
+from daemon.core.orders import Order, OrderType, Role, Side
 from daemon.trading import journal as journal_module
 from daemon.trading.journal import (
     MIGRATIONS,
@@ -24,7 +25,6 @@ from daemon.trading.journal import (
     FillOutcome,
     Journal,
     JournalError,
-    NewOrder,
 )
 
 ROOT = Path(__file__).parents[3]
@@ -59,21 +59,22 @@ def add_intent(j: Journal, ref: str = INTENT, *, day: str = DAY, time: float = T
     )
 
 
-def bracket(intent_ref: str = INTENT, *, time: float = T0) -> list[NewOrder]:
+def bracket(intent_ref: str = INTENT, *, time: float = T0) -> list[Order]:
     oca = f"{intent_ref}-oca"
     return [
-        NewOrder(
-            ref=f"{intent_ref}-P", intent_ref=intent_ref, role="entry", client_id=7, order_id=11,
-            action="BUY", quantity=1, order_type="LMT", lmt_price=5000.0, created=time,
+        Order(
+            ref=f"{intent_ref}-P", intent_ref=intent_ref, role=Role.ENTRY, client_id=7, order_id=11,
+            action=Side.BUY, quantity=1, order_type=OrderType.LMT, lmt_price=5000.0, created=time,
         ),
-        NewOrder(
-            ref=f"{intent_ref}-T", intent_ref=intent_ref, role="target", client_id=7, order_id=12,
-            parent_ref=f"{intent_ref}-P", action="SELL", quantity=1, order_type="LMT",
+        Order(
+            ref=f"{intent_ref}-T", intent_ref=intent_ref, role=Role.TARGET, client_id=7,
+            order_id=12,
+            parent_ref=f"{intent_ref}-P", action=Side.SELL, quantity=1, order_type=OrderType.LMT,
             lmt_price=5004.0, oca_group=oca, tif="GTC", created=time,
         ),
-        NewOrder(
-            ref=f"{intent_ref}-S", intent_ref=intent_ref, role="stop", client_id=7, order_id=13,
-            parent_ref=f"{intent_ref}-P", action="SELL", quantity=1, order_type="STP",
+        Order(
+            ref=f"{intent_ref}-S", intent_ref=intent_ref, role=Role.STOP, client_id=7, order_id=13,
+            parent_ref=f"{intent_ref}-P", action=Side.SELL, quantity=1, order_type=OrderType.STP,
             aux_price=4998.0, oca_group=oca, tif="GTC", created=time,
         ),
     ]  # fmt: skip
@@ -321,7 +322,8 @@ def test_a_bracket_is_journaled_in_one_go(journal: Journal) -> None:
         4998.0,
     )
     assert (stop.parent_ref, stop.oca_group, stop.tif) == (f"{INTENT}-P", f"{INTENT}-oca", "GTC")
-    assert (stop.created, stop.updated) == (T0, T0)
+    assert stop.created == T0
+    assert [h.time for h in journal.order_history(stop.ref)] == [T0]
     [journaled] = journal.order_history(f"{INTENT}-S")
     assert (journaled.status, journaled.filled, journaled.remaining) == ("Journaled", 0, 1)
 
@@ -363,7 +365,7 @@ def test_a_child_may_come_before_its_parent_in_the_batch(journal: Journal) -> No
         ({"quantity": 1.5}, "quantity must be an int, got 1.5"),
         ({"role": "hedge"}, "role must be one of"),
         ({"action": "BOT"}, "action must be BUY or SELL, got 'BOT'"),
-        ({"order_type": ""}, "order_type must not be empty"),
+        ({"order_type": ""}, "order_type must be MKT, LMT or STP"),
         ({"lmt_price": None}, "lmt_price is required for a LMT order"),
         ({"lmt_price": float("inf")}, "lmt_price must be finite"),
         ({"created": float("nan")}, "created must be finite"),
@@ -397,7 +399,8 @@ def test_update_order_changes_only_the_given_fields(journal: Journal) -> None:
     row = journal.order(ref)
     assert row is not None
     assert (row.perm_id, row.status, row.order_id, row.lmt_price) == (900, "Submitted", 11, 5000.0)
-    assert row.updated == T0 + 2
+    updated = journal._db.execute("SELECT updated FROM orders WHERE ref = ?", (ref,)).fetchone()
+    assert updated == (T0 + 2,)  # the unchanged remaining wrote nothing
     assert journal.update_order(
         ref, status="Filled", filled=1, remaining=0, avg_fill_price=5000.0, time=T0 + 4
     )

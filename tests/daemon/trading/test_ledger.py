@@ -11,8 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.core.instrument import Instrument
 from daemon.trading.journal import ExecRow, Journal
-from daemon.trading.ledger import ES_MULTIPLIER, DayLedger, Ledger, normalize_side
+from daemon.trading.ledger import DayLedger, Ledger, normalize_side
+
+ES_MULTIPLIER = Instrument.of_product("ES").multiplier
 
 ES = 495512563  # front month
 NEXT = 551601561  # the next one, after a roll
@@ -22,7 +25,7 @@ T0 = 1_795_000_000.0
 
 
 def test_es_round_trip_realizes_ticks_times_multiplier() -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     assert ledger.apply("BUY", 1, 5000.00) == 0.0
     assert (ledger.position, ledger.avg_price) == (1, 5000.0)
     assert ledger.apply("SELL", 1, 5001.25) == 62.5  # 5 ticks x $12.50
@@ -30,7 +33,7 @@ def test_es_round_trip_realizes_ticks_times_multiplier() -> None:
 
 
 def test_adding_averages_and_a_partial_close_keeps_the_average() -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     ledger.apply("BUY", 1, 5000.0)
     assert ledger.apply("BUY", 3, 5002.0) == 0.0
     assert ledger.avg_price == 5001.5  # (5000 + 3 x 5002) / 4
@@ -42,7 +45,7 @@ def test_adding_averages_and_a_partial_close_keeps_the_average() -> None:
 
 
 def test_a_short_gains_when_the_price_falls() -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     ledger.apply("SLD", 2, 5000.0)
     assert (ledger.position, ledger.avg_price) == (-2, 5000.0)
     assert ledger.apply("BOT", 1, 4999.0) == 50.0
@@ -50,7 +53,7 @@ def test_a_short_gains_when_the_price_falls() -> None:
 
 
 def test_a_flip_closes_the_old_side_then_opens_the_rest_at_the_fill_price() -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     ledger.apply("BUY", 2, 5000.0)
     assert ledger.apply("SELL", 5, 5001.0) == 100.0  # closes 2 at +1 point
     assert (ledger.position, ledger.avg_price) == (-3, 5001.0)
@@ -59,7 +62,7 @@ def test_a_flip_closes_the_old_side_then_opens_the_rest_at_the_fill_price() -> N
 
 
 def test_commissions_are_summed_apart_and_net_subtracts_them() -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     ledger.apply("BUY", 2, 5000.0, commission=4.5)
     ledger.apply("SELL", 1, 5002.0, commission=2.25)
     assert (ledger.realized, ledger.commissions) == (100.0, 6.75)
@@ -68,7 +71,7 @@ def test_commissions_are_summed_apart_and_net_subtracts_them() -> None:
 
 
 def test_unrealized_is_unknown_without_a_mark_unless_flat() -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     assert ledger.unrealized(None) == 0.0
     assert ledger.net(None) == 0.0
     ledger.apply("BUY", 1, 5000.0, commission=2.25)
@@ -99,7 +102,7 @@ def test_another_multiplier() -> None:
     ],
 )
 def test_bad_fills_raise_and_change_nothing(args: tuple[Any, ...], message: str) -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     ledger.apply("BUY", 1, 5000.0, 2.25)
     with pytest.raises(ValueError, match=message):
         ledger.apply(*args)
@@ -111,7 +114,7 @@ def test_bad_fills_raise_and_change_nothing(args: tuple[Any, ...], message: str)
 def test_bad_multiplier_and_mark() -> None:
     with pytest.raises(ValueError, match="multiplier must be a positive finite number"):
         Ledger(0.0)
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     ledger.apply("BUY", 1, 5000.0)
     with pytest.raises(ValueError, match="mark must be finite"):
         ledger.unrealized(float("nan"))
@@ -145,7 +148,7 @@ def closed(fills: list[tuple[str, int, int]], close_ticks: int) -> list[tuple[st
 def test_a_sequence_ending_flat_realizes_sold_minus_bought(
     fills: list[tuple[str, int, int]], close_ticks: int
 ) -> None:
-    ledger = Ledger()
+    ledger = Ledger(ES_MULTIPLIER)
     bought = sold = 0.0
     for side, shares, ticks in closed(fills, close_ticks):
         ledger.apply(side, shares, ticks * 0.25)
@@ -163,7 +166,7 @@ def test_a_sequence_ending_flat_realizes_sold_minus_bought(
 @given(FILLS, TICKS)
 def test_net_at_a_mark_equals_closing_there(fills: list[tuple[str, int, int]], mark: int) -> None:
     """Unrealized at a mark is what closing at that mark would realize."""
-    ledger, closing = Ledger(), Ledger()
+    ledger, closing = Ledger(ES_MULTIPLIER), Ledger(ES_MULTIPLIER)
     for side, shares, ticks in fills:
         ledger.apply(side, shares, ticks * 0.25, commission=1.0)
         closing.apply(side, shares, ticks * 0.25, commission=1.0)
@@ -193,7 +196,9 @@ def test_a_day_counts_its_own_fills_and_marks_a_carried_position_at_its_cost() -
         execution("d1", "SELL", 1, 5004.0, time=T0 + 10),
         execution("d2", "BUY", 1, 5003.0, time=T0 + 20, commission=None),
     ]
-    day = DayLedger.from_executions(reversed(executions), DAY)  # sorted by time inside
+    day = DayLedger.from_executions(
+        reversed(executions), DAY, ES_MULTIPLIER
+    )  # sorted by time inside
     # Yesterday's buy is not today's commission; today's sell realizes against its cost.
     assert day.realized == 200.0  # 1 x 4 points x 50
     assert day.commissions == 2.25
@@ -214,6 +219,7 @@ def test_a_roll_day_keeps_one_ledger_per_contract() -> None:
             execution("b1", "BUY", 1, 5040.0, con_id=NEXT, time=T0 + 1),
         ],
         DAY,
+        ES_MULTIPLIER,
     )
     assert day.realized == 50.0
     assert day.commissions == 4.5
@@ -223,14 +229,14 @@ def test_a_roll_day_keeps_one_ledger_per_contract() -> None:
 
 
 def test_a_later_day_does_not_count() -> None:
-    day = DayLedger(BEFORE)
+    day = DayLedger(BEFORE, ES_MULTIPLIER)
     assert day.apply(execution("d1", "BUY", 1, 5000.0)) == 0.0
     assert day.apply(execution("d2", "SELL", 1, 5001.0)) == 50.0  # returned, not counted
     assert (day.realized, day.commissions, day.positions()) == (0.0, 0.0, {})
 
 
 def test_executions_of_two_accounts_are_refused_with_masked_ids() -> None:
-    day = DayLedger(DAY)
+    day = DayLedger(DAY, ES_MULTIPLIER)
     day.apply(execution("d1", "BUY", 1, 5000.0))
     with pytest.raises(ValueError, match=r"several accounts: \*{5}4567 and \*{5}9999"):
         day.apply(execution("d2", "SELL", 1, 5001.0, account="DU0009999"))
@@ -241,6 +247,6 @@ def test_a_day_rebuilt_from_the_journal(tmp_path: Path) -> None:
         journal.record_execution(execution("e1", "BOT", 1, 5000.00, commission=None))
         journal.record_execution(execution("e2", "SLD", 1, 5001.25, commission=None))
         journal.set_commission("e1", 2.25, None)
-        day = DayLedger.from_executions(journal.executions(con_id=ES), DAY)
+        day = DayLedger.from_executions(journal.executions(con_id=ES), DAY, ES_MULTIPLIER)
     assert (day.realized, day.commissions, day.pending_commissions) == (62.5, 2.25, 1)
     assert day.net({}) == 60.25

@@ -45,6 +45,7 @@ def ctx(**overrides: Any) -> RiskContext:
         reconciled=True,
         session_end=NOON + 6 * 3600,
         roll_day=False,
+        tick_size=0.25,
     )
     return dataclasses.replace(base, **overrides)
 

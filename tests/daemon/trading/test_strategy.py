@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from daemon.core.instrument import Instrument
 from daemon.flow.extractor import FlowState, OrderFlow
 from daemon.flow.features import Bar, FlowSnapshot
 from daemon.flow.prints import Health
@@ -534,7 +535,8 @@ def replay(lines: Iterable[str], source: str, flow: FlowSettings, params: Params
             intents.append(got)
             position = got.target
 
-    extractor = OrderFlow(flow, DataSettings(), quotes=False, on_bar=on_bar)
+    es = Instrument.of_product("ES")  # the trades replayed are ES
+    extractor = OrderFlow(flow, DataSettings(), instrument=es, quotes=False, on_bar=on_bar)
     for event in parse_trades(lines, source):
         extractor.on_event(event)
     extractor.flush()

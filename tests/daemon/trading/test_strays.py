@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.trading.orders import OrderRecord, Role
+from daemon.core.orders import Order, OrderType, Role, Side, Status
 from daemon.trading.strays import StrayWatch, stray_children
 
 
@@ -16,28 +16,28 @@ def rec(
     quantity: int = 1,
     filled: int = 0,
     created: float = 0.0,
-) -> OrderRecord:
-    return OrderRecord(
+) -> Order:
+    return Order(
         ref=ref,
         role=role,
         intent_ref=ref.rsplit("-", 1)[0],
         parent_ref=parent,
         client_id=1,
         order_id=abs(hash(ref)) % 10_000,
-        action=action,
+        action=Side(action),
         quantity=quantity,
-        order_type="STP" if role is Role.STOP else "LMT",
+        order_type=OrderType.STP if role is Role.STOP else OrderType.LMT,
         lmt_price=None,
         aux_price=None,
         tif="GTC",
         oca_group="",
-        status=status,
+        status=Status(status),
         filled=filled,
         created=created,
     )
 
 
-def bracket(n: int, side: str, parent_status: str, created: float = 0.0) -> list[OrderRecord]:
+def bracket(n: int, side: str, parent_status: str, created: float = 0.0) -> list[Order]:
     close = "SELL" if side == "BUY" else "BUY"
     p = f"b{n}-P"
     filled = 1 if parent_status == "Filled" else 0
@@ -48,7 +48,7 @@ def bracket(n: int, side: str, parent_status: str, created: float = 0.0) -> list
     ]
 
 
-def strays(records: list[OrderRecord], position: int) -> list[str]:
+def strays(records: list[Order], position: int) -> list[str]:
     orders = {r.ref: r for r in records}
     live = [r for r in records if r.live]
     return sorted(r.ref for r in stray_children(live, orders, position))
@@ -68,7 +68,7 @@ def test_when_flat_every_child_of_a_filled_parent_is_stray() -> None:
 
 def test_a_stop_left_alone_after_an_exit_order_closed_the_position_is_stray() -> None:
     records = bracket(1, "BUY", "Filled")
-    records[1].status = "Cancelled"  # its target was rejected or cancelled
+    records[1].status = Status.CANCELLED  # its target was rejected or cancelled
     assert strays(records, position=0) == ["b1-S"]
 
 
