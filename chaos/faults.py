@@ -174,7 +174,9 @@ async def _read_only(t: Target, before: Status) -> Injected:
 
 
 def _bad_tick(kind: BadTick) -> Fault:
-    async def fault(t: Target, before: Status) -> Injected:
+    async def fault(t: Target, before: Status) -> Injected | None:
+        if kind is BadTick.SPIKE and t.silent():
+            return None  # a spike is judged by the trades after it: a silent tape has none
         count = t.rng.randint(1, 3)
         for _ in range(count):
             t.gw.bad_tick(kind)
@@ -246,7 +248,9 @@ def _answers(withhold: bool) -> Fault:
     return fault
 
 
-async def _feed_frozen(t: Target, before: Status) -> Injected:
+async def _feed_frozen(t: Target, before: Status) -> Injected | None:
+    if t.silent():
+        return None  # a closed or silent market gives a frozen feed nothing to miss
     seconds = t.seconds(*t.freeze_s)
     t.gw.freeze_feed(seconds)
     await asyncio.sleep(seconds)

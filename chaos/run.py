@@ -342,7 +342,12 @@ async def _one_fault(
     injected = await CATALOGUE[kind](target, before)
     if injected is None:
         report.skipped[kind] += 1
-        progress(f"[{at:7.1f} s] {kind}: no order within {config.order_wait_s:.0f} s, skipped")
+        why = (
+            "the replayed market is silent"
+            if target.silent()
+            else f"no order within {config.order_wait_s:.0f} s"
+        )
+        progress(f"[{at:7.1f} s] {kind}: {why}, skipped")
         return
     wall_end = time.time() - (loop.time() - injected.ended)
     recovery = Recovery(injected, wall_end, daemon, target.silent)

@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ibsim import __version__, calendar
+from ibsim.curve import DEFAULT_ACTIVITY, DEFAULT_CARRY
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.historical import parse_ib_time
 from ibsim.journal import Journal
@@ -80,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", help="answer every order with 321")
     p.add_argument("--max-tick-by-tick", type=int, default=5)
     p.add_argument("--max-msg-rate", type=int, default=50)
+    p.add_argument(
+        "--calendar-carry",
+        type=float,
+        default=DEFAULT_CARRY,
+        help="annual cost of carry setting the back months' spread to the front (curve.py)",
+    )
+    p.add_argument(
+        "--back-month-activity",
+        type=float,
+        default=DEFAULT_ACTIVITY,
+        help="share of the front's prints the next expiry trades (squared for the one after)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -115,6 +128,8 @@ async def serve(args: argparse.Namespace, source: MarketSource, scenario: Scenar
         market_data=args.market_data,
         read_only=args.read_only,
         client_id_release_delay=args.client_id_release_delay,
+        calendar_carry=args.calendar_carry,
+        back_month_activity=args.back_month_activity,
     )
     journal = Journal(args.journal) if args.journal else None
     speed = math.inf if args.speed <= 0 else args.speed

@@ -16,6 +16,7 @@ from ibsim.model import EngineEvent, Faults
 
 if TYPE_CHECKING:
     from ibsim.clock import SimClock
+    from ibsim.realtime import Streams
     from ibsim.session import ClientSession
 
 log = logging.getLogger("ibsim.gateway")
@@ -59,6 +60,8 @@ class ConnectionFaults:
     _deliver: Callable[[EngineEvent], None]
     _listen: Callable[[], Awaitable[None]]
     _close_listener: Callable[[], Awaitable[None]]
+    all_feeds: Callable[[], list[MarketFeed]]
+    streams: Streams
 
     def notify_all(self, code: int, text: str | None = None) -> None:
         """An error message with reqId -1 to every client past the handshake."""
@@ -98,7 +101,9 @@ class ConnectionFaults:
         """1101 (subscriptions are gone: clients must resubscribe) or 1102 (kept)."""
         self.ib_connected = True
         if data_lost:
-            self.feed.drop_all()
+            for feed in self.all_feeds():
+                feed.drop_all()
+            self.streams.drop_all()
         self.notify_all(1101 if data_lost else 1102)
         held, self._held = self._held, []
         for ev in held:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from ibsim.answers.encoding import AnswerEncoding
 from ibsim.model import (
     UNSET_DOUBLE,
     UNSET_INTEGER,
@@ -19,6 +20,7 @@ from ibsim.model import (
     Order,
     Position,
 )
+from ibsim.ordertypes import ADVERTISED_TEXT
 from ibsim.wire import frame_text, message, message_from
 
 CENTRAL = ZoneInfo("America/Chicago")
@@ -158,22 +160,24 @@ def ib_time(epoch: float, zone: ZoneInfo = CENTRAL) -> str:
     return f"{dt:%Y%m%d %H:%M:%S} {zone.key}"
 
 
-ORDER_TYPES = (
-    "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,BENCHPX,COND,CONDORDER,DAY,DEACT,"
-    "DEACTDIS,DEACTEOD,GAT,GTC,GTD,GTT,HID,ICE,IOC,LIT,LMT,LTH,MIT,MKT,MTL,NGCOMB,NONALGO,OCA,"
-    "PEGBENCH,SCALE,SCALERST,SNAPMID,SNAPMKT,SNAPREL,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,TRAILMIT,"
-    "WHATIF"
-)
+ORDER_TYPES = ADVERTISED_TEXT  # only what the engine implements (ordertypes.py)
 
 _U_D = UNSET_DOUBLE
 _U_I = UNSET_INTEGER
+_U_LONG = 2**63 - 1
 
 
 def _price(value: float | None) -> float:
     return _U_D if value is None else value
 
 
-class Encoder:
+def _trail_stop(order: Order) -> float:
+    """A trailing order's stop now (its initial one until the market is known)."""
+    stop = order.trail_stop if order.trail_stop is not None else order.request.trail_stop_price
+    return _price(stop)
+
+
+class Encoder(AnswerEncoding):
     """Builds framed server messages for one negotiated server version."""
 
     def __init__(self, server_version: int) -> None:
@@ -364,8 +368,8 @@ class Encoder:
             req.action.value,
             req.total_quantity,
             req.order_type.value,
-            _price(req.lmt_price),
-            _price(req.aux_price),
+            req.lmt_price or 0.0,  # TWS sends 0 for a price the order type does not use
+            req.aux_price or 0.0,
             req.tif,
             req.oca_group,
             req.account,
@@ -389,7 +393,7 @@ class Encoder:
         fields += self._order_head(order, completed=False)
         fields += [
             "",  # modelCode
-            "",  # goodTillDate
+            req.good_till_date,
             "",  # rule80A
             _U_D,  # percentOffset
             "",  # settlingFirm
@@ -421,8 +425,8 @@ class Encoder:
         fields += [
             False,  # continuousUpdate
             0,  # referencePriceType
-            _U_D,  # trailStopPrice
-            _U_D,  # trailingPercent
+            _trail_stop(order),
+            _price(req.trailing_percent),
             _U_D,  # basisPoints
             _U_I,  # basisPointsType
             "",  # comboLegsDescrip
@@ -447,8 +451,8 @@ class Encoder:
         fields += [
             "None",  # adjustedOrderType
             _U_D,  # triggerPrice
-            _U_D,  # trailStopPrice
-            _U_D,  # lmtPriceOffset
+            _trail_stop(order),
+            _price(req.lmt_price_offset),
             _U_D,  # adjustedStopPrice
             _U_D,  # adjustedStopLimitPrice
             _U_D,  # adjustedTrailingAmount
@@ -515,7 +519,7 @@ class Encoder:
         fields += self._order_head(order, completed=True)
         fields += [
             "",  # modelCode
-            "",  # goodTillDate
+            req.good_till_date,
             "",  # rule80A
             _U_D,  # percentOffset
             "",  # settlingFirm
@@ -539,8 +543,8 @@ class Encoder:
             _U_D,  # deltaNeutralAuxPrice
             False,  # continuousUpdate
             0,  # referencePriceType
-            _U_D,  # trailStopPrice
-            _U_D,  # trailingPercent
+            _trail_stop(order),
+            _price(req.trailing_percent),
             "",  # comboLegsDescrip
             0,
             0,
@@ -559,8 +563,8 @@ class Encoder:
             False,  # randomizeSize
             False,  # randomizePrice
             0,  # nConditions
-            _U_D,  # trailStopPrice
-            _U_D,  # lmtPriceOffset
+            _trail_stop(order),
+            _price(req.lmt_price_offset),
             _U_D,  # cashQty
             False,  # dontUseAutoPriceForHedge
             False,  # isOmsContainer
@@ -571,7 +575,7 @@ class Encoder:
             "",  # shareholder
             False,  # imbalanceOnly
             False,  # routeMarketableToBbo
-            _U_I,  # parentPermId
+            _U_LONG,  # parentPermId: TWS's unset long
             _completed_time(order.completed_time),
             _completed_status(order),
         ]
@@ -710,9 +714,8 @@ class Encoder:
 
 
 def _completed_time(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return f"{datetime.fromtimestamp(epoch, UTC):%Y%m%d %H:%M:%S} UTC"
+    """In TWS's time zone, as it writes every time (`20250708 02:34:46 America/New_York`)."""
+    return "" if epoch is None else ib_time(epoch)
 
 
 def _completed_status(order: Order) -> str:

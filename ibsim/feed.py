@@ -2,8 +2,9 @@
 
 Tick-by-tick (`reqTickByTickData` AllLast / Last / BidAsk / MidPoint) is pushed per event,
 unsampled. `reqMktData` subscribers get what changed every 250 ms of wall time, like IB's
-futures feed: bid/ask with sizes, last with size, cumulative volume, high, low, close, and
-RTVolume (generic tick 233) summarising the trades of the interval.
+futures feed: bid/ask with sizes, last with size and its time (tick 45), the session's cumulative
+volume, open, high and low, the previous session's settlement as CLOSE, and RTVolume (generic
+tick 233) summarising the trades of the interval. `roll_session` starts a new trade date.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ SNAPSHOT_INTERVAL = 0.25  # wall seconds between reqMktData samples
 
 # TICK_PRICE / TICK_SIZE types, live and delayed
 BID_SIZE, BID, ASK, ASK_SIZE, LAST, LAST_SIZE, HIGH, LOW, VOLUME, CLOSE = range(10)
+OPEN = 14
+LAST_TIMESTAMP = 45
 RT_VOLUME = 48
 DELAYED_OFFSET = {BID: 66, ASK: 67, LAST: 68, BID_SIZE: 69, ASK_SIZE: 70, LAST_SIZE: 71}
-DELAYED_OFFSET |= {HIGH: 72, LOW: 73, VOLUME: 74, CLOSE: 75}
+DELAYED_OFFSET |= {HIGH: 72, LOW: 73, VOLUME: 74, CLOSE: 75, OPEN: 76, LAST_TIMESTAMP: 88}
 
 
 class Subscriber(Protocol):
@@ -59,7 +62,7 @@ class _MktSub:
     delayed: bool
 
 
-ALL_FIELDS = frozenset({BID, ASK, LAST, HIGH, LOW, VOLUME, CLOSE})
+ALL_FIELDS = frozenset({BID, ASK, LAST, HIGH, LOW, VOLUME, CLOSE, OPEN})
 
 
 class MarketFeed:
@@ -74,7 +77,9 @@ class MarketFeed:
         self.last: float | None = None
         self.last_size = 0
         self.last_time = 0.0
+        self.trade_time = 0.0  # of the last trade (tick 45)
         self.volume = 0
+        self.open: float | None = None
         self.high: float | None = None
         self.low: float | None = None
         self.close = close_price
@@ -165,6 +170,7 @@ class MarketFeed:
 
     def on_trade(self, tr: TradeTick) -> None:
         self.last, self.last_size, self.last_time = tr.price, tr.size, tr.time
+        self.trade_time = tr.time
         self.volume += tr.size
         self._vol_total += tr.size
         self._pv += tr.price * tr.size
@@ -173,6 +179,9 @@ class MarketFeed:
         changed = self._changed
         changed.add(LAST)
         changed.add(VOLUME)
+        if self.open is None:
+            self.open = tr.price
+            changed.add(OPEN)
         if self.high is None or tr.price > self.high:
             self.high = tr.price
             changed.add(HIGH)
@@ -183,9 +192,16 @@ class MarketFeed:
         for session, req_id, tick_type in self._last_subs:
             session.send(session.enc.tick_by_tick_last(req_id, tick_type, t, tr.price, tr.size))
 
+    def hold_quote(self, q: QuoteTick) -> None:
+        """A quote while clients are cut off: the book moves, nobody is told."""
+        self.bid, self.ask, self.bid_size, self.ask_size = q.bid, q.ask, q.bid_size, q.ask_size
+
     def count_unsent(self, tr: TradeTick) -> None:
         """A trade while clients are cut off (1100): the day's volume still counts it."""
         self.last, self.last_size, self.last_time = tr.price, tr.size, tr.time
+        self.trade_time = tr.time
+        if self.open is None:
+            self.open = tr.price
         self.volume += tr.size
         self._vol_total += tr.size
         self._pv += tr.price * tr.size
@@ -215,6 +231,8 @@ class MarketFeed:
         if LAST in fields and self.last is not None:
             send(enc.tick_price(req_id, tt(LAST), self.last, self.last_size, 0))
             send(enc.tick_size(req_id, tt(LAST_SIZE), self.last_size))
+            if self.trade_time:
+                send(enc.tick_string(req_id, tt(LAST_TIMESTAMP), str(int(self.trade_time))))
         if HIGH in fields and self.high is not None:
             send(enc.tick_price(req_id, tt(HIGH), self.high, 0, 0))
         if LOW in fields and self.low is not None:
@@ -223,6 +241,8 @@ class MarketFeed:
             send(enc.tick_size(req_id, tt(VOLUME), self.volume))
         if CLOSE in fields and self.close is not None:
             send(enc.tick_price(req_id, tt(CLOSE), self.close, 0, 0))
+        if OPEN in fields and self.open is not None:
+            send(enc.tick_price(req_id, tt(OPEN), self.open, 0, 0))
         if sub.rt_volume and LAST in fields and self.last is not None and self._interval_size:
             vwap = self._pv / self._vol_total if self._vol_total else self.last
             single = "true" if self._interval_trades == 1 else "false"
@@ -231,6 +251,16 @@ class MarketFeed:
                 f"{self.volume};{vwap:.8f};{single}"
             )
             send(enc.tick_string(req_id, RT_VOLUME, value))
+
+    def roll_session(self, settlement: float | None) -> None:
+        """A new trade date: CLOSE becomes the ended session's settlement, and the session's
+        open, high, low and volume start again (as TWS resets them at the Globex open)."""
+        if settlement is not None:
+            self.close = settlement
+        self.open = self.high = self.low = None
+        self.volume = self._vol_total = 0
+        self._pv = 0.0
+        self._changed |= {CLOSE, VOLUME}
 
     # --- faults ---
 

@@ -2,7 +2,8 @@
 
 One `Gateway` is one gateway process: all clients share its order engine, positions and
 market. Orders keep working while their client is away; a client reconnecting with the same
-id gets them back. Faults are methods of the gateway (the scenario runner, the chaos runner and
+id gets them back. The market loop and each listed contract's market are the `Markets` mixin
+(markets.py). Faults are methods of the gateway (the scenario runner, the chaos runner and
 tests call them), grouped in mixins: `ConnectionFaults` (connfaults.py), `WireFaults`
 (wirefaults.py) and `OrderFaults` (orderfaults.py).
 """
@@ -20,32 +21,34 @@ from dataclasses import dataclass, field
 from ibsim import contracts
 from ibsim.clock import SimClock
 from ibsim.connfaults import NOTICES, ConnectionFaults
-from ibsim.feed import SNAPSHOT_INTERVAL, MarketFeed
+from ibsim.curve import DEFAULT_ACTIVITY, DEFAULT_CARRY, BackMonth
+from ibsim.feed import MarketFeed
 from ibsim.historical import HistoricalService
 from ibsim.history import History
 from ibsim.journal import Journal
 from ibsim.market import MarketSource
+from ibsim.markets import Markets, first_price
 from ibsim.matching import MatchingEngine
 from ibsim.model import (
     EngineEvent,
     Faults,
     FillEvent,
     FutureSpec,
-    MarketEvent,
     OrderError,
     OrderEvent,
     OrderRequest,
     OrderStatus,
-    QuoteTick,
-    TradeTick,
 )
 from ibsim.orderfaults import OrderFaults
+from ibsim.pnl import PnLService
+from ibsim.realtime import Streams
 from ibsim.requests import ContractFields
 from ibsim.session import ClientSession
 from ibsim.wirefaults import WireFaults
 
 log = logging.getLogger("ibsim.gateway")
 
+EXPIRY_POLL = 0.1  # wall seconds between checks for DAY / GTD orders whose time has come
 INITIAL_CASH = 1_000_000.0
 ES_INITIAL_MARGIN = 12_650.0  # per contract, USD (order of magnitude of CME's ES margin)
 
@@ -68,9 +71,11 @@ class GatewayConfig:
     client_id_release_delay: float = 0.5  # seconds an id stays taken after its socket closes
     commission_per_contract: float = 2.25
     max_write_buffer: int = 8 * 1024 * 1024  # backpressure: pause the market above this
+    calendar_carry: float = DEFAULT_CARRY  # per year: the back months' spread (curve.py)
+    back_month_activity: float = DEFAULT_ACTIVITY  # share of the front's prints, per month out
 
 
-class Gateway(ConnectionFaults, WireFaults, OrderFaults):
+class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
     """A running simulated gateway; `await start()`, then `await stop()`."""
 
     def __init__(
@@ -95,8 +100,17 @@ class Gateway(ConnectionFaults, WireFaults, OrderFaults):
         )
         self.front = self._with_hours(contracts.listed_futures(self.clock.now())[0])
         self.history = History()
-        self.feed = MarketFeed(self.front)
+        self.feed = MarketFeed(self.front, close_price=first_price(source))
+        self.back: dict[int, BackMonth] = {}
+        self._carry = config.calendar_carry
+        self._activity = config.back_month_activity
+        self._max_write_buffer = config.max_write_buffer
+        self.start_session(self.clock.now())
+        self.quiet_until = -math.inf  # no event is due before this data time (markets.py)
         self.historical = HistoricalService(self.history, self.clock)
+        self.streams = Streams()
+        self.pnl = PnLService(self, wall)
+        self.display_groups: dict[int, str] = {}  # display group -> its contract info
         self.sessions: set[ClientSession] = set()
         self.stalled = False
         self.ib_connected = True
@@ -126,6 +140,7 @@ class Gateway(ConnectionFaults, WireFaults, OrderFaults):
         await self._listen()
         self._tasks.append(asyncio.create_task(self._run_market(), name="ibsim-market"))
         self._tasks.append(asyncio.create_task(self._run_snapshots(), name="ibsim-snapshots"))
+        self._tasks.append(asyncio.create_task(self._run_expiry(), name="ibsim-expiry"))
         return self.port
 
     async def _listen(self) -> None:
@@ -184,7 +199,10 @@ class Gateway(ConnectionFaults, WireFaults, OrderFaults):
         self.sessions.discard(session)
         self.session_ended.set()
         self.session_ended = asyncio.Event()
-        self.feed.drop_session(session)
+        for feed in self.all_feeds():
+            feed.drop_session(session)
+        self.streams.drop_session(session)
+        self.pnl.drop_session(session)
         cid = session.client_id
         if cid is not None and self._owners.get(cid) is session:
             del self._owners[cid]
@@ -222,19 +240,6 @@ class Gateway(ConnectionFaults, WireFaults, OrderFaults):
         if spec is None:
             raise KeyError(f"unknown conId {con_id}")
         return spec
-
-    def feed_for(self, spec: FutureSpec) -> MarketFeed | None:
-        return self.feed if spec.con_id == self.front.con_id else None
-
-    def mark(self, spec: FutureSpec) -> float:
-        feed = self.feed_for(spec)
-        if feed is None:
-            return 0.0
-        if feed.last is not None:
-            return feed.last
-        if feed.bid is not None and feed.ask is not None:
-            return (feed.bid + feed.ask) / 2
-        return 0.0
 
     def account_values(self, account: str) -> list[tuple[str, str, str]]:
         realized = unrealized = margin = 0.0
@@ -275,6 +280,7 @@ class Gateway(ConnectionFaults, WireFaults, OrderFaults):
     # --- orders ---
 
     def place_order(self, session: ClientSession, req: OrderRequest) -> None:
+        self.feed_for(self.contract(req.con_id))  # a back month's market starts with its orders
         events = self.engine.place(req)
         self._notify("order")
         if req.what_if:
@@ -327,76 +333,13 @@ class Gateway(ConnectionFaults, WireFaults, OrderFaults):
                 if s.account_subscribed:
                     s.send(s.enc.portfolio_value(spec, pos, self.mark(spec)))
 
-    # --- market loop ---
-
-    async def _run_market(self) -> None:
-        if math.isinf(self.clock.speed):
-            await self._run_unpaced()
-        else:
-            await self._run_paced()
-        self.market_done.set()
-        log.info("market source exhausted after %d events", self.events_served)
-
-    async def _run_paced(self) -> None:
-        batch = 0
-        for event in self.source.events():
-            delay = self.clock.wall_delay(event.time)
-            if delay > 0.001:
-                await asyncio.sleep(delay)
-                batch = 0
-            self.apply(event)
-            batch += 1
-            if batch >= 256:
-                batch = 0
-                await self._yield_with_backpressure()
-
-    async def _run_unpaced(self) -> None:
-        """As fast as the clients take it (benchmarks, soak): the clock jumps with the data."""
-        apply, advance = self.apply, self.clock.advance_to
-        for n, event in enumerate(self.source.events(), 1):
-            advance(event.time)
-            apply(event)
-            if n & 255 == 0:
-                await self._yield_with_backpressure()
-
-    async def _yield_with_backpressure(self) -> None:
-        await asyncio.sleep(0)
-        limit = self.config.max_write_buffer
-        for s in list(self.sessions):
-            if not s.closed and s.write_buffer_size > limit:
-                await s.drain()
-        while self.stalled:
-            await self._unstalled.wait()
-
-    def apply(self, event: MarketEvent) -> None:
-        """Serve one market event: book, history, subscribers and order matching."""
-        self.events_served += 1
-        con_id = self.front.con_id
-        if type(event) is QuoteTick:
-            self.history.quotes.append(event)
-            if self.ib_connected and not self.feed.frozen:
-                self.feed.on_quote(event)
-            else:  # clients get nothing, but the book stays current
-                feed = self.feed
-                feed.bid, feed.ask = event.bid, event.ask
-                feed.bid_size, feed.ask_size = event.bid_size, event.ask_size
-            engine_events = self.engine.on_quote(con_id, event)
-        else:
-            assert isinstance(event, TradeTick)
-            self.history.trades.append(event)
-            if self.ib_connected and not self.feed.frozen:
-                self.feed.on_trade(event)
-            else:
-                self.feed.count_unsent(event)
-            engine_events = self.engine.on_trade(con_id, event)
-        if engine_events:
-            self.dispatch(engine_events)
-
-    async def _run_snapshots(self) -> None:
+    async def _run_expiry(self) -> None:
+        """Expire orders on the clock too: after the close no market event may come to do it."""
         while True:
-            await asyncio.sleep(SNAPSHOT_INTERVAL)
-            if self.ib_connected and not self.stalled:
-                self.feed.flush()
+            await asyncio.sleep(EXPIRY_POLL)
+            events = self.engine.expire()
+            if events:
+                self.dispatch(events)
 
     # --- statistics and state ---
 

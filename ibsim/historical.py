@@ -1,12 +1,15 @@
-"""`reqHistoricalData` (TRADES bars) and `reqHistoricalTicks`, served from the live tape.
+"""`reqHistoricalData` (TRADES bars) and `reqHistoricalTicks`, served from a contract's tape.
 
 IB paces historical requests; this gateway enforces the documented limit of 60 requests in
 any 10 minutes with error 162, so a client's backfill has to pace itself as it would live.
+A bar request whose window holds no trade is error 162 "HMDS query returned no data", as TWS
+answers it; a tick request with none is an empty, complete answer.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import re
 import time
 from collections.abc import Callable
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ibsim.encoders import Encoder
-from ibsim.history import MAX_TICKS_PER_REQUEST, History
+from ibsim.history import MAX_TICKS_PER_REQUEST, Bar, Tape, bars_of
 from ibsim.requests import HistoricalDataRequest, HistoricalTicksRequest
 
 if TYPE_CHECKING:
@@ -28,6 +31,7 @@ PACING_MAX_REQUESTS = 60
 _UNITS = {"S": 1, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
 _BAR_UNITS = {"sec": 1, "secs": 1, "min": 60, "mins": 60, "hour": 3600, "hours": 3600}
 _BAR_UNITS |= {"day": 86400, "days": 86400}
+_PERIOD_UNITS = {"day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
 
 
 class Requester(Protocol):
@@ -65,6 +69,25 @@ def parse_duration(text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
+def parse_period(text: str) -> int:
+    """A histogram period, `"3 days"`, `"1 week"`, `"2 months"` → seconds."""
+    m = re.fullmatch(r"\s*(\d+)\s*(day|week|month|year)s?\s*", text)
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"invalid period {text!r}: expected e.g. '3 days' or '1 week'")
+    return int(m.group(1)) * _PERIOD_UNITS[m.group(2)]
+
+
+def bar_date(format_date: int) -> Callable[[float], object]:
+    """How bar times are written: epoch seconds (formatDate 2) or local time with the zone."""
+    if format_date == 2:
+        return int
+
+    def local(t: float) -> str:
+        return f"{datetime.fromtimestamp(t, CENTRAL):%Y%m%d %H:%M:%S} US/Central"
+
+    return local
+
+
 def parse_bar_size(text: str) -> int:
     """`"1 min"`, `"5 mins"`, `"30 secs"`, `"1 hour"` → seconds."""
     m = re.fullmatch(r"\s*(\d+)\s*([a-z]+)\s*", text)
@@ -74,16 +97,16 @@ def parse_bar_size(text: str) -> int:
 
 
 class HistoricalService:
-    """Answers historical requests for the front contract from `History`."""
+    """Answers historical requests from the tape of the contract asked for."""
 
     def __init__(
         self,
-        history: History,
+        history: Tape,
         clock: SimClock,
         wall: Callable[[], float] = time.monotonic,
         max_requests: int = PACING_MAX_REQUESTS,
     ) -> None:
-        self.history = history
+        self.history = history  # the front month's tape, for requests that name no other
         self.clock = clock
         self._wall = wall
         self._max = max_requests
@@ -104,9 +127,17 @@ class HistoricalService:
         self._recent.append(now)
         return True
 
-    def bars(self, who: Requester, req: HistoricalDataRequest) -> None:
+    def bars(
+        self,
+        who: Requester,
+        req: HistoricalDataRequest,
+        tape: Tape | None = None,
+        local_symbol: str = "",
+    ) -> tuple[list[Bar], int] | None:
+        """Send the bars of `req` from `tape`: (bars, bar seconds), or None if refused."""
+        tape = self.history if tape is None else tape
         if not self._paced(who, req.req_id):
-            return
+            return None
         if req.what_to_show.upper() != "TRADES":
             who.error(
                 req.req_id,
@@ -114,23 +145,26 @@ class HistoricalService:
                 "Historical Market Data Service error message:"
                 f"this gateway serves TRADES bars only, not {req.what_to_show}",
             )
-            return
+            return None
         try:
             end = parse_ib_time(req.end) if req.end else self.clock.now()
             span = parse_duration(req.duration)
             bar_seconds = parse_bar_size(req.bar_size)
         except ValueError as exc:
             who.error(req.req_id, 321, f"Error validating request:-'bX' : cause - {exc}")
-            return
+            return None
         end = min(end, self.clock.now())
         start = end - span
-        bars = self.history.bars(start, end, bar_seconds)
-
-        def date(t: float) -> object:
-            if req.format_date == 2:
-                return int(t)
-            return f"{datetime.fromtimestamp(t, CENTRAL):%Y%m%d %H:%M:%S} US/Central"
-
+        bars = bars_of(tape, start, math.nextafter(end, math.inf), bar_seconds)  # now included
+        if not bars and not req.keep_up_to_date:
+            who.error(
+                req.req_id,
+                162,
+                "Historical Market Data Service error message:"
+                f"HMDS query returned no data: {local_symbol}@CME Trades",
+            )
+            return None
+        date = bar_date(req.format_date)
         rows = [
             (date(b.start), b.open, b.high, b.low, b.close, b.volume, round(b.wap, 6), b.count)
             for b in bars
@@ -144,8 +178,10 @@ class HistoricalService:
                 rows,
             )
         )
+        return bars, bar_seconds
 
-    def ticks(self, who: Requester, req: HistoricalTicksRequest) -> None:
+    def ticks(self, who: Requester, req: HistoricalTicksRequest, tape: Tape | None = None) -> None:
+        tape = self.history if tape is None else tape
         if not self._paced(who, req.req_id):
             return
         try:
@@ -167,15 +203,15 @@ class HistoricalService:
         count = min(req.count, MAX_TICKS_PER_REQUEST)
         what = req.what_to_show.upper()
         if what == "TRADES":
-            trades = self.history.trades.window(start, end, count)
+            trades = tape.trades.window(start, end, count)
             rows = [(int(t.time), t.price, t.size) for t in trades]
             who.send(who.enc.historical_ticks_last(req.req_id, rows, True))
         elif what == "BID_ASK":
-            quotes = self.history.quotes.window(start, end, count)
+            quotes = tape.quotes.window(start, end, count)
             qrows = [(int(q.time), q.bid, q.ask, q.bid_size, q.ask_size) for q in quotes]
             who.send(who.enc.historical_ticks_bid_ask(req.req_id, qrows, True))
         elif what == "MIDPOINT":
-            quotes = self.history.quotes.window(start, end, count)
+            quotes = tape.quotes.window(start, end, count)
             mrows = [(int(q.time), (q.bid + q.ask) / 2) for q in quotes]
             who.send(who.enc.historical_ticks_midpoint(req.req_id, mrows, True))
         else:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ibsim.model import QuoteTick, TradeTick
 
@@ -30,9 +31,32 @@ class Bar:
 
 
 T = TypeVar("T", TradeTick, QuoteTick)
+T_co = TypeVar("T_co", TradeTick, QuoteTick, covariant=True)
 
 
-class _Series(Generic[T]):
+class Series(Protocol[T_co]):
+    """What the historical services read of a tape: the live one or a derived one."""
+
+    def window(self, start: float | None, end: float | None, count: int) -> Sequence[T_co]: ...
+
+    def between(self, start: float, end: float) -> Sequence[T_co]: ...
+
+    def first(self) -> T_co | None: ...
+
+    def before(self, t: float) -> T_co | None: ...
+
+
+class Tape(Protocol):
+    """Trades and quotes of one contract, as `History` and `curve.DerivedHistory` hold them."""
+
+    @property
+    def trades(self) -> Series[TradeTick]: ...
+
+    @property
+    def quotes(self) -> Series[QuoteTick]: ...
+
+
+class TimeSeries(Generic[T]):
     __slots__ = ("_items", "_max", "_times")
 
     def __init__(self, max_events: int) -> None:
@@ -63,6 +87,29 @@ class _Series(Generic[T]):
         hi = bisect.bisect_left(self._times, end)
         return self._items[lo:hi]
 
+    def first(self) -> T | None:
+        return self._items[0] if self._items else None
+
+    def before(self, t: float) -> T | None:
+        """The last item strictly before `t` (the one in force at `t`)."""
+        i = bisect.bisect_left(self._times, t)
+        return self._items[i - 1] if i else None
+
+    def forward(self, start: float | None, end: float | None) -> Iterator[T]:
+        """Items from `start` on, up to and including `end`, oldest first."""
+        lo = 0 if start is None else bisect.bisect_left(self._times, start)
+        hi = len(self._items) if end is None else bisect.bisect_right(self._times, end)
+        return (self._items[i] for i in range(lo, hi))
+
+    def backward(self, end: float | None) -> Iterator[T]:
+        """Items up to and including `end`, newest first."""
+        hi = len(self._items) if end is None else bisect.bisect_right(self._times, end)
+        return (self._items[i] for i in range(hi - 1, -1, -1))
+
+    @property
+    def last_time(self) -> float:
+        return self._times[-1] if self._times else -math.inf
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -71,25 +118,36 @@ class History:
     """Trades and quotes served so far, for one contract."""
 
     def __init__(self, max_events: int = 2_000_000) -> None:
-        self.trades: _Series[TradeTick] = _Series(max_events)
-        self.quotes: _Series[QuoteTick] = _Series(max_events)
+        self.trades: TimeSeries[TradeTick] = TimeSeries(max_events)
+        self.quotes: TimeSeries[QuoteTick] = TimeSeries(max_events)
 
     def bars(self, start: float, end: float, bar_seconds: int) -> list[Bar]:
         """Time bars of trades in [start, end), aligned to multiples of `bar_seconds`."""
-        out: list[Bar] = []
-        first = math.floor(start / bar_seconds) * bar_seconds
-        current: list[TradeTick] = []
-        bucket = first
-        for trade in self.trades.between(first, end):
-            b = math.floor(trade.time / bar_seconds) * bar_seconds
-            if b != bucket and current:
-                out.append(_bar(bucket, current))
-                current = []
-            bucket = b
-            current.append(trade)
-        if current:
+        return bars_of(self, start, end, bar_seconds)
+
+    @property
+    def last_time(self) -> float:
+        """Time of the latest event served (-inf before the first)."""
+        return max(self.trades.last_time, self.quotes.last_time)
+
+
+def bars_of(tape: Tape, start: float, end: float, bar_seconds: int) -> list[Bar]:
+    """Time bars of the trades of `tape` in [start, end), aligned to multiples of
+    `bar_seconds`; a bucket without trades has no bar."""
+    out: list[Bar] = []
+    first = math.floor(start / bar_seconds) * bar_seconds
+    current: list[TradeTick] = []
+    bucket = first
+    for trade in tape.trades.between(first, end):
+        b = math.floor(trade.time / bar_seconds) * bar_seconds
+        if b != bucket and current:
             out.append(_bar(bucket, current))
-        return out
+            current = []
+        bucket = b
+        current.append(trade)
+    if current:
+        out.append(_bar(bucket, current))
+    return out
 
 
 def _bar(start: float, trades: list[TradeTick]) -> Bar:

@@ -7,9 +7,15 @@ book. Positions are booked fill by fill; a correction rebuilds the position of i
 contract by replaying the booked fills in their original order, so quantity, average cost and
 realized PnL are exactly what they would have been had the corrected fill been right first.
 
-Accounting (see `matching.py`): ``avg_cost`` is USD per contract including the opening
-commission; a fill that closes ``c`` contracts realizes ``side x (price x multiplier -
-avg_cost) x c - commission x c / shares``.
+Accounting: commission = ``commission_per_contract`` x shares per fill. Position ``avg_cost``
+is USD per contract as IB reports futures: price x multiplier, plus the opening commission per
+contract for a long, minus it for a short. A fill that only opens or adds has
+``realized_pnl=None``; one that closes ``c`` contracts (fully, partly, or on a flip) has
+``realized_pnl = side x (price x multiplier - avg_cost) x c - commission x c / shares``, i.e.
+price difference x closed quantity x multiplier minus the opening and the closing commission
+of the closed contracts (side is +1 closing a long, -1 closing a short). The remainder of a
+flip opens at the fill price with its share of this fill's commission. A correction leaves the
+order's filled quantity and status as they were (its lifecycle is not reopened).
 """
 
 from __future__ import annotations

@@ -25,10 +25,19 @@ Matching model (one top-of-book per ``con_id``, fed by ``on_quote`` / ``on_trade
   and each trade at the limit consumes it; the trade size beyond it fills the order.
   Trade-driven fills of all orders together never exceed the trade's size. The aggressor
   side of trades is not used.
-* Stops. BUY STP / STP LMT elect when a trade prints >= aux (SELL: <= aux); before any trade
-  has printed on the contract the quote decides (BUY: ask >= aux, SELL: bid <= aux). A stop
-  placed through the market elects at once. ``Order.triggered`` records the election; then
-  STP acts as MKT and STP LMT as LMT at ``lmt_price``.
+* Triggered kinds (STP, STP LMT, TRAIL, TRAIL LIMIT, MIT, LIT; rules in ``triggers.py``). BUY
+  STP / STP LMT elect when a trade prints >= aux (SELL: <= aux); before any trade has printed
+  on the contract the quote decides (BUY: ask >= aux, SELL: bid <= aux). A stop placed through
+  the market elects at once. ``Order.triggered`` records the election; then STP acts as MKT
+  and STP LMT as LMT at ``lmt_price``. Trailing stops follow the same reference; MIT / LIT
+  fire the other way round.
+* Time in force (``tif.py``). IOC and FOK act when the order is evaluated as incoming (above):
+  IOC keeps what it took and is cancelled for the rest, FOK takes only when the touch covers
+  all of it. DAY and GTD orders get ``Order.expires_at``; every mutator first expires the
+  orders due (market events by their time, the others by the clock; ``expire`` on demand,
+  which the gateway calls as its clock runs). An expiry or immediate cancel is OrderEvent
+  (Cancelled) then error 202; it leaves the children of a parent with fills working (sized to
+  those fills), and cancels them when the parent has none.
 * Bad market data. Quotes with a non-positive or NaN price or bid > ask, and trades with a
   non-positive or NaN price or size, are ignored: feed the engine the true market, not the faults
   injected for the daemon's data guards.
@@ -58,30 +67,23 @@ Order lifecycle:
   OrderEvent for a transient PreSubmitted order with ``perm_id`` 0, kept out of every query.
   Its id still counts as used.
 * Ids: any id seen in ``place`` counts as used, even when the order is rejected. Resending a
-  live id modifies it (held orders included); a new id at or below the highest used, or the
-  id of a done order, is error 103.
+  live id modifies it (held orders included); the id of a filled order is error 104; a new
+  id at or below the highest used, or the id of another done order, is error 103. Cancelling
+  a done order is 10148 with its state, an id never placed 10147.
 
-Accounting: commission = ``commission_per_contract`` x shares per fill. Position
-``avg_cost`` is USD per contract as IB reports futures: price x multiplier, plus the opening
-commission per contract for a long, minus it for a short. A fill that only opens or adds has
-``realized_pnl=None``; one that closes ``c`` contracts (fully, partly, or on a flip) has
-``realized_pnl = side x (price x multiplier - avg_cost) x c - commission x c / shares``,
-i.e. price difference x closed quantity x multiplier minus the opening and the closing
-commission of the closed contracts (side is +1 closing a long, -1 closing a short). The
-remainder of a flip opens at the fill price with its share of this fill's commission.
-Fills and positions are kept by the ``Ledger`` (``ledger.py``). ``correct`` replaces a fill by
-a correction (a new execution report, execId revision + 1): the position is rebooked as if the
-corrected fill had been right first, the order's average price follows it, and its filled
-quantity and status stay (the order's lifecycle is not reopened).
+Accounting (commission per contract, ``avg_cost`` and realized PnL as IB reports futures) is
+in ``ledger.py``. ``correct`` replaces a fill by a correction (execId revision + 1): the
+position is rebooked, the order's average price follows, its filled quantity and status stay.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ibsim import tif, triggers
 from ibsim.ledger import Ledger
 from ibsim.model import (
     ES_MULTIPLIER,
@@ -101,6 +103,7 @@ from ibsim.model import (
     QuoteTick,
     Side,
     TradeTick,
+    as_plain,
 )
 
 __all__ = ["DEFAULT_ACCOUNT", "DEFAULT_PERM_ID_START", "MatchingEngine"]
@@ -109,9 +112,7 @@ DEFAULT_PERM_ID_START = 1_843_207_961
 DEFAULT_ACCOUNT = "DU1234567"
 _EXEC_ID_PREFIX = "0000e0d5"
 _EXEC_SEQ_START = 0x6650A3C0
-_GRID_TOLERANCE = 1e-9
-
-_STOPS = frozenset({OrderType.STP, OrderType.STP_LMT})
+_CANCELLED_TEXT = "Order Canceled - reason:"
 
 Key = tuple[int, int]
 
@@ -167,6 +168,7 @@ class MatchingEngine:
         tick_size: float = TICK_SIZE,
         perm_id_start: int = DEFAULT_PERM_ID_START,
         default_account: str = DEFAULT_ACCOUNT,
+        session_close: tif.SessionClose = tif.es_session_close,
     ) -> None:
         self._clock = clock
         self._faults = faults
@@ -184,6 +186,8 @@ class MatchingEngine:
         self._max_id: dict[int, int] = {}
         self._completed: list[Order] = []
         self._ledger = Ledger(multiplier)
+        self._session_close = session_close
+        self._next_expiry = math.inf  # no live order expires before this
 
     # ------------------------------------------------------------------ market data
 
@@ -192,38 +196,49 @@ class MatchingEngine:
         book = self._books.get(con_id)
         if book is None:
             book = self._books[con_id] = _Book()
+        # An event at or after an expiry sees the order gone (the gateway also polls the clock).
+        events = self.expire() if quote.time >= self._next_expiry else []
         if not 0.0 < quote.bid <= quote.ask:  # also rejects NaN
-            return []
+            return events
         book.bid = quote.bid
         book.ask = quote.ask
         book.bid_size = quote.bid_size
         book.ask_size = quote.ask_size
         book.has_quote = True
-        if not book.working:
-            return []
-        return self._match_quote(book)
+        if book.working:
+            events += self._match_quote(book)
+        return events
 
     def on_trade(self, con_id: int, trade: TradeTick) -> list[EngineEvent]:
         """Record a print on ``con_id`` and match the orders working on it."""
         book = self._books.get(con_id)
         if book is None:
             book = self._books[con_id] = _Book()
+        events = self.expire() if trade.time >= self._next_expiry else []
         if not (trade.price > 0.0 and trade.size > 0):  # also rejects NaN
-            return []
+            return events
         book.last = trade.price
-        if not book.working:
-            return []
-        return self._match_trade(book, trade.price, trade.size)
+        if book.working:
+            events += self._match_trade(book, trade.price, trade.size)
+        return events
 
     # ------------------------------------------------------------------ order entry
 
     def place(self, req: OrderRequest) -> list[EngineEvent]:
         """Place, modify, or what-if an order (see the module docstring for the rules)."""
+        if req.what_if:  # its reply goes to the asker alone: expiries wait for the next call
+            return self._place(req)
+        return self.expire() + self._place(req)
+
+    def _place(self, req: OrderRequest) -> list[EngineEvent]:
         client_id, order_id = req.client_id, req.order_id
         key = (client_id, order_id)
         work = self._work.get(key)
         if work is not None and not req.what_if:
             return self._modify(work, req)
+        done = self._orders.get(key)
+        if work is None and done is not None and done.status is OrderStatus.FILLED:
+            return [OrderError(client_id, order_id, 104, "Can't modify a filled order.")]
         if work is None and order_id <= self._max_id.get(client_id, 0):
             return [OrderError(client_id, order_id, 103, "Duplicate order id")]
         self._max_id[client_id] = max(order_id, self._max_id.get(client_id, 0))
@@ -246,6 +261,7 @@ class MatchingEngine:
         order = Order(request=request, perm_id=self._next_perm, status=OrderStatus.PENDING_SUBMIT)
         self._next_perm += 1
         self._orders[key] = order
+        self._set_expiry(order)
         if self._faults.reject_next_orders > 0:
             self._faults.reject_next_orders -= 1
             order.status = OrderStatus.INACTIVE
@@ -263,17 +279,44 @@ class MatchingEngine:
 
     def cancel(self, client_id: int, order_id: int) -> list[EngineEvent]:
         """Cancel a live order (and its children): OrderEvent(Cancelled) then error 202 each."""
-        work = self._work.get((client_id, order_id))
-        if work is None:
+        events = self.expire()
+        key = (client_id, order_id)
+        work = self._work.get(key)
+        if work is not None:
+            self._cancel_tree(work, events, notify=True)
+            return events
+        done = self._orders.get(key)
+        if done is None:
             msg = f"OrderId {order_id} that needs to be cancelled is not found."
-            return [OrderError(client_id, order_id, 10147, msg)]
+            return [*events, OrderError(client_id, order_id, 10147, msg)]
+        msg = (
+            f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
+            f"state: {done.status.value}."
+        )
+        return [*events, OrderError(client_id, order_id, 10148, msg)]
+
+    def expire(self) -> list[EngineEvent]:
+        """Cancel the DAY and GTD orders whose time has come (by the clock), oldest expiry first."""
+        now = self._clock()
+        if now < self._next_expiry:
+            return []
         events: list[EngineEvent] = []
-        self._cancel_tree(work, events, notify=True)
+        due = sorted(
+            (w for w in self._work.values() if (w.order.expires_at or math.inf) <= now),
+            key=lambda w: (w.order.expires_at or 0.0, w.order.perm_id),
+        )
+        for work in due:
+            if work.key in self._work:
+                self._kill(work, events, at=work.order.expires_at)
+        self._next_expiry = min(
+            (w.order.expires_at for w in self._work.values() if w.order.expires_at is not None),
+            default=math.inf,
+        )
         return events
 
     def global_cancel(self) -> list[EngineEvent]:
         """Cancel every live order of every client, in perm_id order."""
-        events: list[EngineEvent] = []
+        events = self.expire()
         for work in sorted(self._work.values(), key=lambda w: w.order.perm_id):
             if work.key in self._work:
                 self._cancel_tree(work, events, notify=True)
@@ -343,19 +386,24 @@ class MatchingEngine:
         """One more than the highest order id the client has used (at least 1)."""
         return self._max_id.get(client_id, 0) + 1
 
+    def spend_id(self, client_id: int, order_id: int) -> None:
+        """Count an id as used by an order refused before it reached the engine (321, 200)."""
+        if order_id > 0:
+            self._max_id[client_id] = max(order_id, self._max_id.get(client_id, 0))
+
     def snapshot(self) -> dict[str, Any]:
         """Orders, executions and positions as plain JSON-serialisable data."""
         orders = []
         for order in sorted(self._orders.values(), key=lambda o: o.perm_id):
-            data = _plain(order)
+            data = as_plain(order)
             work = self._work.get(order.key)
             data["held"] = work is not None and work.held
             orders.append(data)
         return {
             "orders": orders,
-            "executions": [_plain(e) for e in self._ledger.reports()],
+            "executions": [as_plain(e) for e in self._ledger.reports()],
             "corrections": self._ledger.corrections(),
-            "positions": [_plain(p) for p in self._ledger.positions()],
+            "positions": [as_plain(p) for p in self._ledger.positions()],
         }
 
     # ------------------------------------------------------------------ validation
@@ -364,30 +412,22 @@ class MatchingEngine:
         request = dataclasses.replace(req)
         request.lmt_price = _unset_to_none(request.lmt_price)
         request.aux_price = _unset_to_none(request.aux_price)
+        request.trailing_percent = _unset_to_none(request.trailing_percent)
+        request.trail_stop_price = _unset_to_none(request.trail_stop_price)
+        request.lmt_price_offset = _unset_to_none(request.lmt_price_offset)
         if not request.account:
             request.account = self._default_account
         return request
 
     def _validate(self, req: OrderRequest) -> OrderError | None:
-        cid, oid = req.client_id, req.order_id
         if req.total_quantity <= 0:
-            return OrderError(cid, oid, 160, "The size value cannot be zero.")
-        needs_lmt = req.order_type in (OrderType.LMT, OrderType.STP_LMT)
-        needs_aux = req.order_type in _STOPS
-        for needed, price, name in (
-            (needs_lmt, req.lmt_price, "limit"),
-            (needs_aux, req.aux_price, "stop"),
-        ):
-            if not needed:
-                continue
-            if price is None:
-                msg = f"Order rejected - reason:The {name} price is missing"
-                return OrderError(cid, oid, 201, msg)
-            ticks = price / self._tick
-            if abs(ticks - round(ticks)) > _GRID_TOLERANCE:
-                msg = "The price does not conform to the minimum price variation for this contract."
-                return OrderError(cid, oid, 110, msg)
-        return None
+            return OrderError(req.client_id, req.order_id, 160, "The size value cannot be zero.")
+        return triggers.check(req, self._tick) or tif.check(req, self._clock())
+
+    def _set_expiry(self, order: Order) -> None:
+        order.expires_at = tif.expiry(order.request, self._clock(), self._session_close)
+        if order.expires_at is not None:
+            self._next_expiry = min(self._next_expiry, order.expires_at)
 
     # ------------------------------------------------------------------ modify / release
 
@@ -411,6 +451,12 @@ class MatchingEngine:
             return [OrderError(cid, oid, 321, msg)]
         work.orig_qty = request.total_quantity
         order.request = request
+        if (old.tif, old.good_till_date) != (request.tif, request.good_till_date):
+            self._set_expiry(order)
+        trail = (request.aux_price, request.trailing_percent, request.trail_stop_price)
+        restart = trail != (old.aux_price, old.trailing_percent, old.trail_stop_price)
+        if restart and not order.triggered:
+            order.trail_stop = None  # it starts again from the new parameters
         if work.parent is not None:
             request.total_quantity = self._child_quantity(work, self._orders[work.parent])
         if work.held:
@@ -423,9 +469,13 @@ class MatchingEngine:
             if work.key in self._children:
                 self._sync_children(work.key, events)
             return events
-        events.append(OrderEvent(_snap(order)))
         book = self._books.get(request.con_id)
-        if book is not None and book.working.get(work.key) is work:
+        working = book is not None and book.working.get(work.key) is work
+        if working:
+            self._show_trail(order)
+        events.append(OrderEvent(_snap(order)))
+        if working:
+            assert book is not None
             work.entered = False
             work.queue = None
             self._enter(work, book, events)
@@ -442,6 +492,7 @@ class MatchingEngine:
             w.transmitted = True
             if w.parent is None:
                 w.order.status = OrderStatus.SUBMITTED
+                self._show_trail(w.order)
             else:
                 w.order.status = OrderStatus.PRE_SUBMITTED
                 w.order.why_held = "child"
@@ -477,14 +528,11 @@ class MatchingEngine:
 
     def _limit(self, order: Order) -> float | None:
         """The price an order must respect now; None when it trades at the market."""
-        kind = order.request.order_type
-        if kind is OrderType.LMT or (kind is OrderType.STP_LMT and order.triggered):
+        if order.request.order_type is OrderType.LMT:
             return order.request.lmt_price
-        return None
+        return triggers.limit_once_fired(order) if order.triggered else None
 
     def _elects(self, order: Order, book: _Book) -> bool:
-        aux = order.request.aux_price
-        assert aux is not None
         buy = order.request.action is Side.BUY
         if book.last is not None:
             ref = book.last
@@ -492,22 +540,43 @@ class MatchingEngine:
             ref = book.ask if buy else book.bid
         else:
             return False
-        return ref >= aux - self._eps if buy else ref <= aux + self._eps
+        return triggers.fires(order, ref, self._tick)
+
+    def _show_trail(self, order: Order) -> None:
+        """Start a trailing stop before its Submitted status goes out, so that OPEN_ORDER shows
+        the stop; `fires` gives the same answer again when the order is entered."""
+        if order.request.order_type in triggers.TRAILING and not order.triggered:
+            self._elects(order, self._book(order.request.con_id))
 
     def _enter(self, work: _Work, book: _Book, events: list[EngineEvent]) -> None:
-        """Evaluate an order as incoming: elect a stop, take liquidity, or start resting."""
+        """Evaluate an order as incoming: fire a trigger, take liquidity, or start resting; an
+        IOC or FOK order is then done."""
         order = work.order
-        if order.request.order_type in _STOPS and not order.triggered:
+        if order.request.order_type in triggers.TRIGGERED and not order.triggered:
             if not self._elects(order, book):
                 return
             order.triggered = True
+        immediate = order.request.tif.upper()
+        if immediate not in tif.IMMEDIATE:
+            immediate = ""
         if not book.has_quote:
+            if immediate:
+                self._kill(work, events)
             return
         limit = self._limit(order)
         buy = order.request.action is Side.BUY
         eps = self._eps
-        if limit is None or (book.ask <= limit + eps if buy else book.bid >= limit - eps):
+        marketable = limit is None or (book.ask <= limit + eps if buy else book.bid >= limit - eps)
+        shown = book.ask_size if buy else book.bid_size
+        if immediate == "FOK" and not (marketable and shown >= order.remaining):
+            self._kill(work, events)
+            return
+        if marketable:
             self._take(work, book, events)
+        if immediate:
+            if work.key in self._work and order.remaining > 0:
+                self._kill(work, events)
+            return
         if limit is None or book.working.get(work.key) is not work:
             return
         work.entered = True
@@ -540,7 +609,7 @@ class MatchingEngine:
             if book.working.get(work.key) is not work:
                 continue  # finished or re-entered while handling an earlier order
             order = work.order
-            if order.request.order_type in _STOPS and not order.triggered:
+            if order.request.order_type in triggers.TRIGGERED and not order.triggered:
                 if book.last is None:
                     self._enter(work, book, events)
                 continue
@@ -587,11 +656,8 @@ class MatchingEngine:
             order = work.order
             req = order.request
             buy = req.action is Side.BUY
-            if req.order_type in _STOPS and not order.triggered:
-                aux = req.aux_price
-                assert aux is not None
-                if price >= aux - eps if buy else price <= aux + eps:
-                    self._enter(work, book, events)
+            if req.order_type in triggers.TRIGGERED and not order.triggered:
+                self._enter(work, book, events)  # book.last is this print
                 continue
             limit = self._limit(order)
             if limit is None or available <= 0:
@@ -693,6 +759,7 @@ class MatchingEngine:
             child.request.total_quantity = target
             if child.status is OrderStatus.PRE_SUBMITTED:
                 child.status = OrderStatus.SUBMITTED
+                self._show_trail(child)
                 child.why_held = ""
                 self._book(child.request.con_id).working[key] = work
                 activated.append(work)
@@ -748,31 +815,38 @@ class MatchingEngine:
         events.append(OrderEvent(_snap(work.order)))
         if notify and not was_held:
             cid, oid = work.key
-            events.append(OrderError(cid, oid, 202, "Order Canceled - reason:"))
+            events.append(OrderError(cid, oid, 202, _CANCELLED_TEXT))
         for key in self._children.get(work.key, ()):
             child = self._work.get(key)
             if child is not None:
                 self._cancel_tree(child, events, notify=notify)
 
-    def _finish(self, work: _Work, status: OrderStatus) -> None:
+    def _kill(self, work: _Work, events: list[EngineEvent], at: float | None = None) -> None:
+        """End an order for its time in force (IOC / FOK rest, DAY / GTD expiry at `at`):
+        Cancelled, then 202 if it was transmitted. Children of a parent with fills keep
+        working, sized to those fills; those of a parent without fills are cancelled."""
+        was_held = work.held
+        self._finish(work, OrderStatus.CANCELLED, at)
+        order = work.order
+        events.append(OrderEvent(_snap(order)))
+        if not was_held:
+            events.append(OrderError(*work.key, 202, _CANCELLED_TEXT))
+        if order.filled > 0:
+            self._sync_children(work.key, events)
+            return
+        for key in self._children.get(work.key, ()):
+            child = self._work.get(key)
+            if child is not None:
+                self._cancel_tree(child, events, notify=True)
+
+    def _finish(self, work: _Work, status: OrderStatus, at: float | None = None) -> None:
         order = work.order
         order.status = status
         order.why_held = ""
-        order.completed_time = self._clock()
+        order.completed_time = self._clock() if at is None else at
         del self._work[work.key]
         book = self._books.get(order.request.con_id)
         if book is not None:
             book.working.pop(work.key, None)
         if work.transmitted:
             self._completed.append(order)
-
-
-def _plain(obj: Any) -> Any:
-    """Dataclasses, enums and containers as JSON-ready builtins."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, list | tuple):
-        return [_plain(x) for x in obj]
-    return obj

@@ -6,8 +6,10 @@ sizes and quantities are ints (ES trades whole contracts).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 TICK_SIZE = 0.25
 ES_MULTIPLIER = 50
@@ -74,6 +76,10 @@ class OrderType(enum.StrEnum):
     LMT = "LMT"
     STP = "STP"
     STP_LMT = "STP LMT"
+    TRAIL = "TRAIL"
+    TRAIL_LIMIT = "TRAIL LIMIT"
+    MIT = "MIT"
+    LIT = "LIT"
 
 
 class OrderStatus(enum.StrEnum):
@@ -107,7 +113,7 @@ class OrderRequest:
     total_quantity: int
     order_type: OrderType
     lmt_price: float | None = None
-    aux_price: float | None = None  # stop trigger for STP / STP LMT
+    aux_price: float | None = None  # trigger (STP, STP LMT, MIT, LIT); TRAIL: trailing amount
     tif: str = "DAY"
     oca_group: str = ""
     oca_type: int = 0
@@ -117,6 +123,10 @@ class OrderRequest:
     parent_id: int = 0
     outside_rth: bool = False
     what_if: bool = False
+    good_till_date: str = ""  # as the client wrote it (GTD)
+    trailing_percent: float | None = None  # TRAIL / TRAIL LIMIT, instead of an amount
+    trail_stop_price: float | None = None  # initial stop of a trailing order
+    lmt_price_offset: float | None = None  # TRAIL LIMIT: limit = stop -/+ offset
 
 
 @dataclass(slots=True)
@@ -129,9 +139,11 @@ class Order:
     filled: int = 0
     avg_fill_price: float = 0.0
     last_fill_price: float = 0.0
-    triggered: bool = False  # stop orders: has the stop been elected
+    triggered: bool = False  # stop, trailing and if-touched orders: has the trigger fired
     completed_time: float | None = None
     why_held: str = ""
+    trail_stop: float | None = None  # trailing orders: the stop price now
+    expires_at: float | None = None  # DAY / GTD: when the order is cancelled if still working
 
     @property
     def remaining(self) -> int:
@@ -210,3 +222,14 @@ class Faults:
     """Order faults armed by the scenario runner and consumed by the engine (201 rejects)."""
 
     reject_next_orders: int = 0
+
+
+def as_plain(obj: Any) -> Any:
+    """Dataclasses, enums and containers as JSON-ready builtins."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: as_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, list | tuple):
+        return [as_plain(x) for x in obj]
+    return obj

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ibsim.model import UNSET_DOUBLE, OrderType, Side
+from ibsim.ordertypes import WIRE_ORDER_TYPES
 from ibsim.wire import Fields, WireError
 
 
@@ -67,10 +68,13 @@ class PlacedOrder:
     outside_rth: bool
     oca_type: int
     what_if: bool
+    good_till_date: str = ""
+    trail_stop_price: float | None = None
+    trailing_percent: float | None = None
+    lmt_price_offset: float | None = None  # None also when conditions hide it (not simulated)
 
 
 _ACTIONS = {"BUY": Side.BUY, "SELL": Side.SELL}
-_ORDER_TYPES = {t.value: t for t in OrderType} | {"STPLMT": OrderType.STP_LMT}
 
 
 class UnsupportedOrderError(ValueError):
@@ -78,7 +82,7 @@ class UnsupportedOrderError(ValueError):
 
 
 def read_place_order(f: Fields, server_version: int) -> PlacedOrder:
-    """Parse PLACE_ORDER (no version field) up to `whatIf`; the rest is not needed."""
+    """Parse PLACE_ORDER (no version field) up to `lmtPriceOffset`; the rest is not needed."""
     order_id = f.integer()
     contract = read_contract(f)
     f.skip(2)  # secIdType, secId
@@ -99,7 +103,9 @@ def read_place_order(f: Fields, server_version: int) -> PlacedOrder:
     f.skip(1)  # hidden
     if contract.sec_type == "BAG":
         raise UnsupportedOrderError("combo (BAG) orders are not simulated")
-    f.skip(7)  # sharesAllocation .. faPercentage
+    f.skip(3)  # sharesAllocation, discretionaryAmt, goodAfterTime
+    good_till_date = f.text()
+    f.skip(3)  # faGroup, faMethod, faPercentage
     if server_version < 177:
         f.skip(1)  # faProfile
     f.skip(4)  # modelCode, shortSaleSlot, designatedLocation, exemptCode
@@ -109,7 +115,10 @@ def read_place_order(f: Fields, server_version: int) -> PlacedOrder:
     f.skip(1)  # deltaNeutralAuxPrice
     if delta_neutral_type:
         f.skip(8)
-    f.skip(6)  # continuousUpdate .. scaleSubsLevelSize
+    f.skip(2)  # continuousUpdate, referencePriceType
+    trail_stop_price = f.opt_float()
+    trailing_percent = f.opt_float()
+    f.skip(2)  # scaleInitLevelSize, scaleSubsLevelSize
     increment = f.opt_float()
     if increment is not None and 0 < increment < UNSET_DOUBLE:
         f.skip(7)
@@ -123,17 +132,24 @@ def read_place_order(f: Fields, server_version: int) -> PlacedOrder:
         f.skip(2 * f.integer())
     f.skip(1)  # algoId
     what_if = f.flag()
+    f.skip(4)  # orderMiscOptions, solicited, randomizeSize, randomizePrice
+    if type_text in ("PEG BENCH", "PEGBENCH"):
+        f.skip(5)
+    lmt_price_offset = None
+    if f.integer() == 0:  # conditions: not simulated, so the fields after them are not read
+        f.skip(2)  # adjustedOrderType, triggerPrice
+        lmt_price_offset = f.opt_float()
 
     if action_text not in _ACTIONS:
         raise WireError(f"placeOrder: action {action_text!r} is not BUY or SELL")
-    if type_text not in _ORDER_TYPES:
+    if type_text not in WIRE_ORDER_TYPES:
         raise UnsupportedOrderError(f"order type {type_text!r} is not simulated")
     return PlacedOrder(
         order_id=order_id,
         contract=contract,
         action=_ACTIONS[action_text],
         total_quantity=quantity or 0.0,
-        order_type=_ORDER_TYPES[type_text],
+        order_type=WIRE_ORDER_TYPES[type_text],
         lmt_price=lmt_price,
         aux_price=aux_price,
         tif=tif or "DAY",
@@ -145,6 +161,10 @@ def read_place_order(f: Fields, server_version: int) -> PlacedOrder:
         outside_rth=outside_rth,
         oca_type=oca_type,
         what_if=what_if,
+        good_till_date=good_till_date,
+        trail_stop_price=trail_stop_price,
+        trailing_percent=trailing_percent,
+        lmt_price_offset=lmt_price_offset,
     )
 
 
@@ -199,6 +219,7 @@ def read_executions(f: Fields) -> tuple[int, ExecutionFilterFields]:
 class HistoricalDataRequest:
     req_id: int
     contract: ContractFields
+    include_expired: bool
     end: str
     bar_size: str
     duration: str
@@ -211,7 +232,7 @@ class HistoricalDataRequest:
 def read_historical_data(f: Fields) -> HistoricalDataRequest:
     req_id = f.integer()
     contract = read_contract(f)
-    f.skip(1)  # includeExpired
+    include_expired = f.flag()
     end = f.text()
     bar_size = f.text()
     duration = f.text()
@@ -222,7 +243,7 @@ def read_historical_data(f: Fields) -> HistoricalDataRequest:
         f.skip(4 * f.integer())
     keep = f.flag()
     return HistoricalDataRequest(
-        req_id, contract, end, bar_size, duration, use_rth, what, format_date, keep
+        req_id, contract, include_expired, end, bar_size, duration, use_rth, what, format_date, keep
     )
 
 
@@ -230,6 +251,7 @@ def read_historical_data(f: Fields) -> HistoricalDataRequest:
 class HistoricalTicksRequest:
     req_id: int
     contract: ContractFields
+    include_expired: bool
     start: str
     end: str
     count: int
@@ -240,13 +262,15 @@ class HistoricalTicksRequest:
 def read_historical_ticks(f: Fields) -> HistoricalTicksRequest:
     req_id = f.integer()
     contract = read_contract(f)
-    f.skip(1)  # includeExpired
+    include_expired = f.flag()
     start = f.text()
     end = f.text()
     count = f.integer()
     what = f.text()
     use_rth = f.flag()
-    return HistoricalTicksRequest(req_id, contract, start, end, count, what, use_rth)
+    return HistoricalTicksRequest(
+        req_id, contract, include_expired, start, end, count, what, use_rth
+    )
 
 
 @dataclass(frozen=True, slots=True)

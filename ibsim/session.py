@@ -1,8 +1,9 @@
 """One client connection: handshake, START_API, pacing, and the request handlers.
 
-The session owns the socket and the negotiated `Encoder`; everything shared (orders, market,
-client ids, faults) lives in the `Gateway`. Outgoing messages are queued and written once per
-event-loop turn, so a burst of ticks costs one syscall, not one per message.
+The session handles contract details and orders itself; every other request goes to its handler
+in `ibsim.answers`. The session owns the socket and the negotiated `Encoder`; everything shared
+(orders, market, client ids, faults) lives in the `Gateway`. Outgoing messages are queued and
+written once per event-loop turn, so a burst of ticks costs one syscall, not one per message.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ibsim import requests as rq
+from ibsim.answers.base import ERR_NO_SECURITY, resolve_one, validation_error
+from ibsim.answers.handlers import HANDLERS
 from ibsim.calendar import trading_day_start
 from ibsim.encoders import Encoder, In, Out, negotiate
-from ibsim.feed import TbtKind
 from ibsim.historical import parse_ib_time
 from ibsim.model import FutureSpec, OrderRequest, OrderStatus, Side
 from ibsim.wire import Fields, WireError, frame_length, split_fields
@@ -28,8 +31,6 @@ if TYPE_CHECKING:
     from ibsim.gateway import Gateway
 
 log = logging.getLogger("ibsim.session")
-
-ERR_NO_SECURITY = "No security definition has been found for the request"
 
 
 class Disconnect(Exception):  # noqa: N818 - control flow, not an error
@@ -51,6 +52,7 @@ class ClientSession:
         self.market_data_type = 1
         self.positions_subscribed = False
         self.account_subscribed = False
+        self.display_groups: dict[int, int] = {}  # reqId -> display group subscribed to
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._journal = gateway.journal
@@ -59,16 +61,13 @@ class ClientSession:
         self._unknown_logged: set[int] = set()
         self._closed = False
         self.wedged = False  # behind a frame that never completes: nothing more gets out
+        # every request id a client can send has a handler (answers/table.py lists them)
         self._handlers: dict[int, Callable[[Fields], None]] = {
-            In.REQ_CURRENT_TIME: self._current_time,
+            msg_id: partial(handler, self) for msg_id, handler in HANDLERS.items()
+        }
+        self._handlers |= {
             In.REQ_IDS: self._req_ids,
-            In.REQ_MANAGED_ACCTS: self._managed_accounts,
             In.REQ_CONTRACT_DATA: self._contract_details,
-            In.REQ_MKT_DATA: self._mkt_data,
-            In.CANCEL_MKT_DATA: self._cancel_mkt_data,
-            In.REQ_MARKET_DATA_TYPE: self._market_data_type,
-            In.REQ_TICK_BY_TICK: self._tick_by_tick,
-            In.CANCEL_TICK_BY_TICK: self._cancel_tick_by_tick,
             In.PLACE_ORDER: self._place_order,
             In.CANCEL_ORDER: self._cancel_order,
             In.REQ_GLOBAL_CANCEL: self._global_cancel,
@@ -76,22 +75,8 @@ class ClientSession:
             In.REQ_ALL_OPEN_ORDERS: self._all_open_orders,
             In.REQ_AUTO_OPEN_ORDERS: lambda f: None,
             In.REQ_COMPLETED_ORDERS: self._completed_orders,
-            In.REQ_POSITIONS: self._positions,
-            In.CANCEL_POSITIONS: self._cancel_positions,
-            In.REQ_ACCOUNT_UPDATES: self._account_updates,
-            In.REQ_ACCOUNT_UPDATES_MULTI: self._account_updates_multi,
-            In.CANCEL_ACCOUNT_UPDATES_MULTI: lambda f: None,
-            In.REQ_ACCOUNT_SUMMARY: self._account_summary,
-            In.CANCEL_ACCOUNT_SUMMARY: lambda f: None,
-            In.REQ_POSITIONS_MULTI: self._positions_multi,
-            In.CANCEL_POSITIONS_MULTI: lambda f: None,
             In.REQ_EXECUTIONS: self._executions,
-            In.REQ_HISTORICAL_DATA: self._historical_data,
-            In.CANCEL_HISTORICAL_DATA: lambda f: None,
-            In.REQ_HISTORICAL_TICKS: self._historical_ticks,
-            In.REQ_MKT_DEPTH: self._mkt_depth,
-            In.CANCEL_MKT_DEPTH: lambda f: None,
-            In.START_API: lambda f: None,
+            In.START_API: lambda f: None,  # only valid once, at connect
         }
 
     # --- output ---
@@ -241,6 +226,7 @@ class ClientSession:
                 handler(f)
             except rq.UnsupportedOrderError as exc:
                 self.error(_order_id(fields), 201, f"Order rejected - reason:{exc}")
+                self._spend_id(_order_id(fields))
 
     def _pace(self) -> None:
         limit = self.gw.config.max_msg_rate
@@ -263,18 +249,7 @@ class ClientSession:
     # --- contracts ---
 
     def _resolve_one(self, req_id: int, contract: rq.ContractFields) -> FutureSpec | None:
-        matches = self.gw.resolve(contract)
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            self.error(
-                req_id,
-                200,
-                f"The contract description specified for {contract.symbol} is ambiguous.",
-            )
-        else:
-            self.error(req_id, 200, ERR_NO_SECURITY)
-        return None
+        return resolve_one(self, req_id, contract)
 
     def _contract_details(self, f: Fields) -> None:
         f.skip(1)
@@ -289,124 +264,13 @@ class ClientSession:
             self.send(self.enc.contract_data(req_id, spec))
         self.send(self.enc.end(Out.CONTRACT_DATA_END, req_id))
 
-    # --- market data ---
-
-    def _current_time(self, f: Fields) -> None:
-        self.send(self.enc.current_time(self.gw.clock.now() + self.gw.config.clock_offset_s))
-
-    def _market_data_type(self, f: Fields) -> None:
-        f.skip(1)
-        self.market_data_type = f.integer()
-
-    def _data_permission(self, req_id: int) -> bool | None:
-        """None: refused (error sent); else whether the data is delayed."""
-        permission = self.gw.config.market_data
-        if permission == "realtime":
-            return False
-        if permission == "delayed" and self.market_data_type in (3, 4):
-            self.error(
-                req_id,
-                10167,
-                "Requested market data is not subscribed. Displaying delayed market data.",
-            )
-            return True
-        if permission == "delayed":
-            self.error(
-                req_id,
-                10089,
-                "Requested market data requires additional subscription "
-                "for API. See link in 'Market Data Connections dialog' for more details."
-                "Delayed market data is available.ES CME/TOP/ALL",
-            )
-            return None
-        self.error(req_id, 354, "Requested market data is not subscribed.")
-        return None
-
-    def _mkt_data(self, f: Fields) -> None:
-        req = rq.read_mkt_data(f)
-        spec = self._resolve_one(req.req_id, req.contract)
-        if spec is None:
-            return
-        delayed = self._data_permission(req.req_id)
-        if delayed is None:
-            return
-        self.send(self.enc.tick_req_params(req.req_id, spec.min_tick, "CME"))
-        self.send(self.enc.market_data_type(req.req_id, 3 if delayed else 1))
-        feed = self.gw.feed_for(spec)
-        if feed is None:
-            return  # a listed back month: valid, but this simulator trades only the front
-        if req.snapshot:
-            feed.snapshot_once(self, req.req_id, delayed=delayed)
-            self.send(self.enc.end(Out.TICK_SNAPSHOT_END, req.req_id))
-        else:
-            feed.subscribe_mkt_data(
-                self, req.req_id, rt_volume="233" in req.generic_ticks, delayed=delayed
-            )
-
-    def _cancel_mkt_data(self, f: Fields) -> None:
-        f.skip(1)
-        self.gw.feed.cancel(self, f.integer())
-
-    def _tick_by_tick(self, f: Fields) -> None:
-        req = rq.read_tick_by_tick(f)
-        spec = self._resolve_one(req.req_id, req.contract)
-        if spec is None:
-            return
-        try:
-            kind = TbtKind(req.tick_type)
-        except ValueError:
-            self.error(
-                req.req_id,
-                10189,
-                f"Failed to request tick-by-tick data.BidAsk, Last, "
-                f"AllLast or MidPoint expected, got {req.tick_type!r}",
-            )
-            return
-        if self.gw.config.market_data != "realtime":
-            self.error(
-                req.req_id,
-                10089,
-                "Requested market data requires additional subscription for API.ES CME/TOP/ALL",
-            )
-            return
-        if self.gw.feed.tick_by_tick_count() >= self.gw.config.max_tick_by_tick:
-            self.error(req.req_id, 10190, "Max number of tick-by-tick requests has been reached.")
-            return
-        feed = self.gw.feed_for(spec)
-        if feed is not None:
-            feed.subscribe_tick_by_tick(self, req.req_id, kind)
-
-    def _cancel_tick_by_tick(self, f: Fields) -> None:
-        self.gw.feed.cancel(self, f.integer())
-
-    def _mkt_depth(self, f: Fields) -> None:
-        f.skip(1)
-        self.error(
-            f.integer(),
-            10092,
-            "Deep market data is not supported for this combination of security/exchange",
-        )
-
-    def _historical_data(self, f: Fields) -> None:
-        self.gw.historical.bars(self, rq.read_historical_data(f))
-
-    def _historical_ticks(self, f: Fields) -> None:
-        self.gw.historical.ticks(self, rq.read_historical_ticks(f))
-
     # --- orders ---
 
     def _place_order(self, f: Fields) -> None:
         placed = rq.read_place_order(f, self.enc.server_version)
-        if self.gw.config.read_only:
-            self.error(
-                placed.order_id,
-                321,
-                "Error validating request.-'bN' : cause - The API "
-                "interface is currently in Read-Only mode.",
-            )
-            return
-        spec = self._resolve_one(placed.order_id, placed.contract)
+        spec = self._order_contract(placed)
         if spec is None:
+            self._spend_id(placed.order_id)  # a refused order's id is used up all the same
             return
         quantity = placed.total_quantity
         if quantity != int(quantity):
@@ -430,8 +294,29 @@ class ClientSession:
             parent_id=placed.parent_id,
             outside_rth=placed.outside_rth,
             what_if=placed.what_if,
+            good_till_date=placed.good_till_date,
+            trailing_percent=placed.trailing_percent,
+            trail_stop_price=placed.trail_stop_price,
+            lmt_price_offset=placed.lmt_price_offset,
         )
         self.gw.place_order(self, req)
+
+    def _order_contract(self, placed: rq.PlacedOrder) -> FutureSpec | None:
+        """TWS's order of checks: the request is validated (321) before the contract is looked
+        up (200)."""
+        if self.gw.config.read_only:
+            validation_error(
+                self, placed.order_id, "The API interface is currently in Read-Only mode."
+            )
+            return None
+        if not placed.contract.exchange:
+            validation_error(self, placed.order_id, "Missing order exchange.")
+            return None
+        return self._resolve_one(placed.order_id, placed.contract)
+
+    def _spend_id(self, order_id: int) -> None:
+        if self.client_id is not None:
+            self.gw.engine.spend_id(self.client_id, order_id)
 
     def _cancel_order(self, f: Fields) -> None:
         f.skip(1)
@@ -490,64 +375,6 @@ class ClientSession:
     def _req_ids(self, f: Fields) -> None:
         assert self.client_id is not None
         self.send(self.enc.next_valid_id(self.gw.engine.next_order_id(self.client_id)))
-
-    # --- account ---
-
-    def _managed_accounts(self, f: Fields) -> None:
-        self.send(self.enc.managed_accounts(self.gw.config.accounts))
-
-    def _positions(self, f: Fields) -> None:
-        self.positions_subscribed = True
-        for pos in self.gw.engine.positions():
-            self.send(self.enc.position(self.gw.contract(pos.con_id), pos))
-        self.send(self.enc.position_end())
-
-    def _cancel_positions(self, f: Fields) -> None:
-        self.positions_subscribed = False
-
-    def _account_updates(self, f: Fields) -> None:
-        f.skip(1)
-        subscribe = f.flag()
-        account = f.text() or self.gw.config.accounts[0]
-        self.account_subscribed = subscribe
-        if not subscribe:
-            return
-        for key, value, currency in self.gw.account_values(account):
-            self.send(self.enc.account_value(key, value, currency, account))
-        for pos in self.gw.engine.positions():
-            if pos.account == account:
-                spec = self.gw.contract(pos.con_id)
-                self.send(self.enc.portfolio_value(spec, pos, self.gw.mark(spec)))
-        self.send(self.enc.account_update_time(self.gw.clock.now()))
-        self.send(self.enc.account_download_end(account))
-
-    def _account_updates_multi(self, f: Fields) -> None:
-        f.skip(1)
-        req_id = f.integer()
-        account = f.text() or self.gw.config.accounts[0]
-        for key, value, currency in self.gw.account_values(account):
-            self.send(self.enc.account_update_multi(req_id, account, key, value, currency))
-        self.send(self.enc.end(Out.ACCOUNT_UPDATE_MULTI_END, req_id))
-
-    def _account_summary(self, f: Fields) -> None:
-        f.skip(1)
-        req_id = f.integer()
-        f.skip(1)  # group
-        tags = {t for t in f.text().split(",") if t}
-        for account in self.gw.config.accounts:
-            for key, value, currency in self.gw.account_values(account):
-                if not tags or key in tags:
-                    self.send(self.enc.account_summary(req_id, account, key, value, currency))
-        self.send(self.enc.end(Out.ACCOUNT_SUMMARY_END, req_id))
-
-    def _positions_multi(self, f: Fields) -> None:
-        f.skip(1)
-        req_id = f.integer()
-        account = f.text()
-        for pos in self.gw.engine.positions():
-            if not account or pos.account == account:
-                self.send(self.enc.position_multi(req_id, self.gw.contract(pos.con_id), pos))
-        self.send(self.enc.end(Out.POSITION_MULTI_END, req_id))
 
 
 def _name(msg_id: int) -> str:

@@ -337,6 +337,14 @@ _ENTRIES = (
         "it is already done or unknown: reconcile open and completed orders, do not retry",
     ),
     TwsCode(
+        10148,
+        "cancel_order_not_cancellable",
+        _W,
+        _ORDER,
+        "The order cannot be cancelled in its state (Filled, Cancelled, PendingCancel).",
+        "a fill or a cancel crossed the request: the order's status says the rest, do not retry",
+    ),
+    TwsCode(
         10167,
         "delayed_market_data",
         _E,

@@ -43,8 +43,10 @@ CANCEL_AGAIN_S = 5.0  # wall seconds before a cancel still unanswered is sent ag
 _CANCELLED = 202
 # Answers to a cancel or modify that came too late: the order was already done (a fill or a
 # cancel crossed our request on the wire). The order itself was never refused.
-_TOO_LATE_CODES = frozenset({103, 104, 135, 161, 10147})
-_REJECT_CODES = frozenset({103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147})
+_TOO_LATE_CODES = frozenset({103, 104, 135, 161, 10147, 10148})
+_REJECT_CODES = frozenset(
+    {103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147, 10148}
+)
 
 
 @dataclass(frozen=True, slots=True)

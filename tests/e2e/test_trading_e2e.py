@@ -568,8 +568,8 @@ async def test_an_entry_that_fills_before_its_cancel_is_exited_and_the_reversal_
     price = entry.request.lmt_price
     market.quote(price, price + 0.25)  # a bid at the short entry's limit: filled
     await d.until(lambda: position(gateway) == -1 and d.trader.position == -1)
-    (late,) = d.trader.journal.events("too_late")  # the cancel crossed the fill: 10147
-    assert late.data["code"] == 10147
+    (late,) = d.trader.journal.events("too_late")  # the cancel crossed the fill: 10148
+    assert late.data["code"] == 10148  # "cannot be cancelled, state: Filled", as TWS says
     assert d.trader.journal.events("reject") == []  # not counted as a refused order
     assert d.trader.risk.summary()["consecutive_rejects"] == 0
     assert d.trader.unprotected() == 0

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from ibsim.encoders import Encoder, Out, negotiate
+from ibsim.encoders import Encoder, Out, ib_time, negotiate
 from ibsim.model import (
     Execution,
     FutureSpec,
@@ -148,7 +148,10 @@ def test_completed_order_decodes_in_ib_async(sv: int) -> None:
     assert o.permId == 1987654321  # type: ignore[attr-defined]
     assert o.filledQuantity == 2  # type: ignore[attr-defined]
     assert st.status == "Filled"  # type: ignore[attr-defined]
-    assert st.completedTime.endswith("UTC")  # type: ignore[attr-defined]
+    # in TWS's time zone, as a real gateway writes it ("20250708 02:34:46 America/New_York")
+    assert st.completedTime == ib_time(EXEC.time)  # type: ignore[attr-defined]
+    assert st.completedTime.endswith(" America/Chicago")  # type: ignore[attr-defined]
+    assert o.parentPermId == 2**63 - 1  # type: ignore[attr-defined]
     assert ("completedOrdersEnd", ()) in calls
     assert decode_ib_async(sv, drop_last_field(enc.completed_order(SPEC, order))) == []
 

@@ -653,7 +653,13 @@ def test_duplicate_and_reused_ids_are_error_103(sim: Sim) -> None:
     sim.quote(5000.00, 5000.25)
     sim.place(5, BUY, 1)
     assert sim.status(5) == FILLED
-    assert ev(sim.place(5, BUY, 1)) == [("error", 5, 103)]  # id of a done order
+    events = sim.place(5, BUY, 1)  # id of a filled order: TWS says 104, not 103
+    assert ev(events) == [("error", 5, 104)]
+    assert isinstance(events[0], OrderError)
+    assert events[0].message == "Can't modify a filled order."
+    sim.place(6, BUY, 1, LMT, 4990.00)
+    sim.cancel(6)
+    assert ev(sim.place(6, BUY, 1, LMT, 4991.00)) == [("error", 6, 103)]  # a cancelled one
     assert ev(sim.place(3, BUY, 1)) == [("error", 3, 103)]  # below the highest used
     assert ev(sim.place(0, BUY, 1)) == [("error", 0, 103)]
     assert sim.engine.order(1, 3) is None
@@ -704,14 +710,25 @@ def test_cancel_live_order_sends_cancelled_then_202(sim: Sim) -> None:
     assert events[1].message == "Order Canceled - reason:"
 
 
-def test_cancel_unknown_or_done_order_is_10147(sim: Sim) -> None:
+def test_cancel_unknown_order_is_10147_and_a_done_one_10148_with_its_state(sim: Sim) -> None:
     events = sim.engine.cancel(1, 42)
     assert ev(events) == [("error", 42, 10147)]
     assert isinstance(events[0], OrderError)
     assert events[0].message == "OrderId 42 that needs to be cancelled is not found."
     sim.place(1, BUY, 1, LMT, 4999.00)
     sim.engine.cancel(1, 1)
-    assert ev(sim.engine.cancel(1, 1)) == [("error", 1, 10147)]
+    events = sim.engine.cancel(1, 1)
+    assert ev(events) == [("error", 1, 10148)]
+    assert isinstance(events[0], OrderError)
+    assert events[0].message == (
+        "OrderId 1 that needs to be cancelled cannot be cancelled, state: Cancelled."
+    )
+    sim.quote(5000.00, 5000.25)
+    sim.place(2, BUY, 1)
+    events = sim.engine.cancel(1, 2)
+    assert ev(events) == [("error", 2, 10148)]
+    assert isinstance(events[0], OrderError)
+    assert events[0].message.endswith("cannot be cancelled, state: Filled.")
 
 
 def test_global_cancel_cancels_every_client(sim: Sim) -> None:

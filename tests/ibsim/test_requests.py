@@ -146,8 +146,8 @@ def test_truncated_and_malformed_orders_name_the_problem() -> None:
     with pytest.raises(WireError, match="HOLD"):
         read_place_order(_fields(bad_action), 178)
     bad_type = list(raw)
-    bad_type[18] = "TRAIL"
-    with pytest.raises(UnsupportedOrderError, match="TRAIL"):
+    bad_type[18] = "TRAIL MIT"
+    with pytest.raises(UnsupportedOrderError, match="TRAIL MIT"):
         read_place_order(_fields(bad_type), 178)
 
 
