@@ -7,8 +7,14 @@ STAMP := $(VENV)/.installed
 SRC := daemon ibsim chaos
 CHECKED := daemon ibsim chaos tests scripts bench
 CONFIG ?= config/orderflowd.toml
+# The conformance suite's other clients (tests/conformance): ib_insync in a venv of its own
+# (never beside ib_async: both ship a top-level `eventkit`) and @stoqey/ib under node.
+INSYNC := .venv-insync
+INSYNC_STAMP := $(INSYNC)/.installed
+NODE_DIR := tests/conformance/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
-.PHONY: install lint test demo chaos bench soak docs run-paper debug run-live systemd-check clean
+.PHONY: install conformance-clients lint test demo chaos bench soak docs run-paper debug run-live systemd-check clean
 
 install: $(STAMP)
 
@@ -18,12 +24,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# Each re-installs only when its pins change. Without npm the @stoqey/ib runs are skipped.
+conformance-clients: $(INSYNC_STAMP) $(NODE_STAMP)
+
+$(INSYNC_STAMP): tests/conformance/requirements-insync.txt
+	@test -x $(INSYNC)/bin/python || $(PYTHON) -m venv $(INSYNC)
+	$(INSYNC)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then \
+		echo "npm ci in $(NODE_DIR)"; \
+		cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else \
+		echo "node/npm not found: the @stoqey/ib conformance runs will be skipped"; \
+	fi
+
 lint: install
 	$(BIN)/ruff check $(CHECKED)
 	$(BIN)/ruff format --check $(CHECKED)
 	$(BIN)/mypy $(SRC)
 
-test: lint
+test: lint conformance-clients
 	$(BIN)/pytest
 
 # ibsim replaying real ES trades + the daemon in debug mode; ends by itself after about a minute.
@@ -68,4 +90,4 @@ systemd-check:
 	bash scripts/systemd-check.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache state
+	rm -rf $(VENV) $(INSYNC) $(NODE_DIR)/node_modules .mypy_cache .pytest_cache .ruff_cache state

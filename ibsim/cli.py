@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ibsim import __version__, calendar
+from ibsim import __version__, calendar, products
 from ibsim.curve import DEFAULT_ACTIVITY, DEFAULT_CARRY
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.historical import parse_ib_time
@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ibsim {__version__}")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4002, help="port; 0 picks one and prints it")
+    p.add_argument(
+        "--symbol",
+        type=str.upper,
+        choices=tuple(products.PRODUCTS),
+        default="ES",
+        help="the product the market source drives (its front and back months; default ES)",
+    )
     p.add_argument("--source", choices=("synthetic", "replay"), default="synthetic")
     p.add_argument(
         "--ticks",
@@ -98,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_source(args: argparse.Namespace) -> MarketSource:
+    """The market of `args.symbol`: a replay file taken as its prices, or synthetic at its
+    price level and tick."""
+    product = products.product(args.symbol)
     if args.source == "replay":
         if args.ticks is None:
             raise ValueError("--source replay needs --ticks FILE")
@@ -106,12 +116,20 @@ def make_source(args: argparse.Namespace) -> MarketSource:
         if is_recording(args.ticks):  # an orderflowd recording: its own trades and quotes
             if args.sessions is not None:
                 raise ValueError("--sessions works with trades CSV only, not with a recording")
-            return RecordedSource.from_file(args.ticks)
-        return ReplaySource(load_trades_csv(args.ticks), seed=args.seed, sessions=args.sessions)
+            return RecordedSource.from_file(args.ticks, product)
+        trades = load_trades_csv(args.ticks, product)
+        return ReplaySource(
+            trades, seed=args.seed, sessions=args.sessions, tick_size=product.tick_size
+        )
     if args.sessions is not None:
         raise ValueError("--sessions needs --source replay")
     start = parse_ib_time(args.start) if args.start else default_start()
-    return SyntheticSource(seed=args.seed, start_time=start)
+    return SyntheticSource(
+        seed=args.seed,
+        start_time=start,
+        start_price=product.price_level,
+        tick_size=product.tick_size,
+    )
 
 
 async def serve(args: argparse.Namespace, source: MarketSource, scenario: Scenario | None) -> int:
@@ -121,6 +139,7 @@ async def serve(args: argparse.Namespace, source: MarketSource, scenario: Scenar
     config = GatewayConfig(
         host=args.host,
         port=args.port,
+        symbol=args.symbol,
         accounts=args.account or ["DU1234567"],
         server_version=args.server_version,
         max_msg_rate=args.max_msg_rate,

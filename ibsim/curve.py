@@ -22,6 +22,7 @@ spread trading of its own, and back-month prices that do not follow the front.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,8 @@ from itertools import islice
 from ibsim.calendar import CENTRAL
 from ibsim.feed import MarketFeed
 from ibsim.history import History, TimeSeries
-from ibsim.model import TICK_SIZE, FutureSpec, QuoteTick, TradeTick
+from ibsim.model import FutureSpec, QuoteTick, TradeTick
+from ibsim.products import snap, ticks_per_point
 
 DEFAULT_CARRY = 0.03  # per year
 DEFAULT_ACTIVITY = 0.02
@@ -66,9 +68,11 @@ class BackMonth:
     activity: float
     offset: float = 0.0  # points added to every front price this session
     feed: MarketFeed = field(init=False)
+    per_point: int = field(init=False)  # ticks per point of the product
 
     def __post_init__(self) -> None:
         self.feed = MarketFeed(self.spec)
+        self.per_point = ticks_per_point(self.spec.min_tick)
 
     @property
     def keep(self) -> float:
@@ -81,25 +85,34 @@ class BackMonth:
     def reprice(self, reference: float) -> None:
         """Set the session's calendar spread from the front's reference (settlement) price."""
         raw = reference * self.carry * self.years
-        self.offset = round(raw / TICK_SIZE) * TICK_SIZE
+        self.offset = snap(raw, self.spec.min_tick)
+
+    def shifted(self, price: float) -> float:
+        """A front price moved by the spread: a grid price stays exactly on the grid (in floats
+        2300.1 + 1.2 is 2301.2999999999997), a bad one (off-grid, NaN) stays as bad."""
+        moved = price + self.offset
+        scaled = moved * self.per_point
+        if math.isfinite(scaled) and abs(scaled - round(scaled)) < 1e-6:
+            return round(scaled) / self.per_point
+        return moved
 
     def quote(self, q: QuoteTick) -> QuoteTick:
-        off, d = self.offset, self.depth
+        d = self.depth
         return QuoteTick(
             q.time,
-            q.bid + off,
-            q.ask + off,
+            self.shifted(q.bid),
+            self.shifted(q.ask),
             max(1, round(q.bid_size * d)),
             max(1, round(q.ask_size * d)),
         )
 
     def trade(self, tr: TradeTick) -> TradeTick | None:
         """The derived print, or None when this contract did not trade then."""
-        draw = _unit(int(tr.time * 1_000_000), int(tr.price / TICK_SIZE), tr.size, self.rank)
+        draw = _unit(int(tr.time * 1_000_000), int(tr.price * self.per_point), tr.size, self.rank)
         if draw >= self.keep:
             return None
         size = max(1, round(tr.size * self.depth))
-        return TradeTick(tr.time, tr.price + self.offset, size, tr.aggressor)
+        return TradeTick(tr.time, self.shifted(tr.price), size, tr.aggressor)
 
 
 class _DerivedTrades:

@@ -264,12 +264,16 @@ class Encoder(AnswerEncoding):
         return message_from(fields)
 
     def historical_ticks_last(
-        self, req_id: int, ticks: Sequence[tuple[int, float, int]], done: bool
+        self,
+        req_id: int,
+        ticks: Sequence[tuple[int, float, int]],
+        done: bool,
+        exchange: str = "CME",
     ) -> bytes:
         """`ticks` rows: (epoch seconds, price, size)."""
         fields: list[object] = [Out.HISTORICAL_TICKS_LAST, req_id, len(ticks)]
         for t, price, size in ticks:
-            fields += (t, 0, price, size, "CME", "")
+            fields += (t, 0, price, size, exchange, "")
         fields.append(done)
         return message_from(fields)
 
@@ -319,7 +323,7 @@ class Encoder(AnswerEncoding):
         fields += [
             str(spec.multiplier),
             ORDER_TYPES,
-            "CME,QBALGO",
+            f"{spec.exchange},QBALGO",  # validExchanges
             1,  # priceMagnifier
             spec.under_con_id,
             spec.long_name,
@@ -337,7 +341,7 @@ class Encoder(AnswerEncoding):
             0,  # aggGroup
             spec.symbol,  # underSymbol
             "IND",
-            "67,67",  # marketRuleIds
+            f"{spec.market_rule_id},{spec.market_rule_id}",  # marketRuleIds, per valid exchange
             spec.expiry,  # realExpirationDate
             "",  # stockType
         ]

@@ -10,12 +10,14 @@ tick 233) summarising the trades of the interval. `roll_session` starts a new tr
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Protocol
 
 from ibsim.encoders import Encoder
-from ibsim.model import TICK_SIZE, FutureSpec, QuoteTick, TradeTick
+from ibsim.model import FutureSpec, QuoteTick, TradeTick
+from ibsim.products import snap
 
 SNAPSHOT_INTERVAL = 0.25  # wall seconds between reqMktData samples
 
@@ -283,20 +285,24 @@ class MarketFeed:
         if self.frozen:
             return 0
         ref = self.last if self.last is not None else (self.bid or 0.0)
+        tick = self.spec.min_tick
         price = {
             BadTick.NEGATIVE_PRICE: -1.0,
             BadTick.ZERO_PRICE: 0.0,
-            BadTick.OFF_GRID: ref + TICK_SIZE / 2,
+            BadTick.OFF_GRID: ref + tick / 2,
             BadTick.SPIKE: ref * 1.10,
         }.get(kind, ref)
+        crossed_bid = (self.ask or ref) + tick  # a tick above the ask
+        crossed_ask = crossed_bid - tick
+        if math.isfinite(crossed_bid):  # on the grid (a replayed recording may hold NaN)
+            crossed_bid, crossed_ask = snap(crossed_bid, tick), snap(crossed_ask, tick)
         size = 0 if kind is BadTick.ZERO_SIZE else 1
         t = int(time)
         sent = 0
         for (session, req_id), tbt_kind in list(self._tbt.items()):
             if kind is BadTick.CROSSED and tbt_kind is TbtKind.BID_ASK:
-                bid = (self.ask or ref) + TICK_SIZE
                 msg = session.enc.tick_by_tick_bid_ask(
-                    req_id, t, bid, bid - TICK_SIZE, self.bid_size, self.ask_size
+                    req_id, t, crossed_bid, crossed_ask, self.bid_size, self.ask_size
                 )
             elif kind is not BadTick.CROSSED and tbt_kind in (TbtKind.ALL_LAST, TbtKind.LAST):
                 msg = session.enc.tick_by_tick_last(req_id, 2, t, price, size)
@@ -307,8 +313,9 @@ class MarketFeed:
         for sub in self._mkt.values():
             enc = sub.session.enc
             if kind is BadTick.CROSSED:
-                bid = (self.ask or ref) + TICK_SIZE
-                sub.session.send(enc.tick_price(sub.req_id, BID, bid, self.bid_size or 1, 0))
+                sub.session.send(
+                    enc.tick_price(sub.req_id, BID, crossed_bid, self.bid_size or 1, 0)
+                )
             else:
                 sub.session.send(enc.tick_price(sub.req_id, LAST, price, size, 0))
             sent += 1

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ibsim import contracts
+from ibsim import contracts, products
 from ibsim.clock import SimClock
 from ibsim.connfaults import NOTICES, ConnectionFaults
 from ibsim.curve import DEFAULT_ACTIVITY, DEFAULT_CARRY, BackMonth
@@ -50,7 +50,7 @@ log = logging.getLogger("ibsim.gateway")
 
 EXPIRY_POLL = 0.1  # wall seconds between checks for DAY / GTD orders whose time has come
 INITIAL_CASH = 1_000_000.0
-ES_INITIAL_MARGIN = 12_650.0  # per contract, USD (order of magnitude of CME's ES margin)
+ES_INITIAL_MARGIN = products.PRODUCTS["ES"].initial_margin  # per contract, USD
 
 
 @dataclass(slots=True)
@@ -59,6 +59,7 @@ class GatewayConfig:
 
     host: str = "127.0.0.1"
     port: int = 4002
+    symbol: str = "ES"  # the product the market source drives (`products.PRODUCTS`)
     accounts: list[str] = field(default_factory=lambda: ["DU1234567"])
     server_version: int | None = None  # pin one version instead of negotiating
     max_msg_rate: int = 50  # client messages per second before error 100 and disconnect
@@ -75,6 +76,12 @@ class GatewayConfig:
     back_month_activity: float = DEFAULT_ACTIVITY  # share of the front's prints, per month out
 
 
+def _margin(spec: FutureSpec) -> float:
+    """Initial margin per contract of `spec`'s product."""
+    found = products.PRODUCTS.get(spec.symbol)
+    return ES_INITIAL_MARGIN if found is None else found.initial_margin
+
+
 class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
     """A running simulated gateway; `await start()`, then `await stop()`."""
 
@@ -87,6 +94,8 @@ class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
         wall: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.product = products.product(config.symbol)  # ValueError for an unlisted one
+        self._terms_of: dict[int, tuple[float, float]] = {}
         self.source = source
         self.clock = SimClock(source.start_time, speed)
         self.journal = journal
@@ -96,9 +105,13 @@ class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
             clock=self.clock.now,
             faults=self.faults,
             commission_per_contract=config.commission_per_contract,
+            multiplier=self.product.multiplier,
+            tick_size=self.product.tick_size,
             default_account=config.accounts[0],
+            terms=self._terms,
         )
-        self.front = self._with_hours(contracts.listed_futures(self.clock.now())[0])
+        now = self.clock.now()
+        self.front = self._with_hours(contracts.listed_futures(now, symbol=self.product.symbol)[0])
         self.history = History()
         self.feed = MarketFeed(self.front, close_price=first_price(source))
         self.back: dict[int, BackMonth] = {}
@@ -107,7 +120,9 @@ class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
         self._max_write_buffer = config.max_write_buffer
         self.start_session(self.clock.now())
         self.quiet_until = -math.inf  # no event is due before this data time (markets.py)
-        self.historical = HistoricalService(self.history, self.clock)
+        self.historical = HistoricalService(
+            self.history, self.clock, exchange=self.product.exchange
+        )
         self.streams = Streams()
         self.pnl = PnLService(self, wall)
         self.display_groups: dict[int, str] = {}  # display group -> its contract info
@@ -138,6 +153,7 @@ class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
     async def start(self) -> int:
         """Start listening and the market; returns the bound port."""
         await self._listen()
+        log.info("market: %s, front month %s", self.product.symbol, self.front.local_symbol)
         self._tasks.append(asyncio.create_task(self._run_market(), name="ibsim-market"))
         self._tasks.append(asyncio.create_task(self._run_snapshots(), name="ibsim-snapshots"))
         self._tasks.append(asyncio.create_task(self._run_expiry(), name="ibsim-expiry"))
@@ -214,6 +230,14 @@ class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
 
     # --- contracts and marks ---
 
+    def _terms(self, con_id: int) -> tuple[float, float]:
+        """(tick size, multiplier) of a conId's product, for the matching engine."""
+        terms = self._terms_of.get(con_id)
+        if terms is None:
+            product = contracts.product_of_con_id(con_id) or self.product
+            terms = self._terms_of[con_id] = (product.tick_size, product.multiplier)
+        return terms
+
     def _with_hours(self, spec: FutureSpec) -> FutureSpec:
         now = self.clock.now()
         found = contracts.by_con_id(spec.con_id, now)
@@ -253,7 +277,7 @@ class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
             if pos.quantity:
                 unrealized += pos.quantity * self.mark(spec) * spec.multiplier
                 unrealized -= pos.quantity * pos.avg_cost
-                margin += abs(pos.quantity) * ES_INITIAL_MARGIN
+                margin += abs(pos.quantity) * _margin(spec)
         cash = INITIAL_CASH + realized - commissions
         net = cash + unrealized
         values = {
@@ -287,7 +311,7 @@ class Gateway(Markets, ConnectionFaults, WireFaults, OrderFaults):
             for ev in events:
                 if isinstance(ev, OrderEvent):
                     spec = self.contract(ev.order.request.con_id)
-                    margin = ES_INITIAL_MARGIN * ev.order.request.total_quantity
+                    margin = _margin(spec) * ev.order.request.total_quantity
                     session.send(session.enc.open_order(spec, ev.order, margin))
                 elif isinstance(ev, OrderError):
                     session.error(ev.order_id, ev.code, ev.message)

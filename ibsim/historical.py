@@ -105,9 +105,11 @@ class HistoricalService:
         clock: SimClock,
         wall: Callable[[], float] = time.monotonic,
         max_requests: int = PACING_MAX_REQUESTS,
+        exchange: str = "CME",
     ) -> None:
         self.history = history  # the front month's tape, for requests that name no other
         self.clock = clock
+        self.exchange = exchange  # where the driven product trades
         self._wall = wall
         self._max = max_requests
         self._recent: collections.deque[float] = collections.deque()
@@ -161,7 +163,7 @@ class HistoricalService:
                 req.req_id,
                 162,
                 "Historical Market Data Service error message:"
-                f"HMDS query returned no data: {local_symbol}@CME Trades",
+                f"HMDS query returned no data: {local_symbol}@{self.exchange} Trades",
             )
             return None
         date = bar_date(req.format_date)
@@ -205,7 +207,7 @@ class HistoricalService:
         if what == "TRADES":
             trades = tape.trades.window(start, end, count)
             rows = [(int(t.time), t.price, t.size) for t in trades]
-            who.send(who.enc.historical_ticks_last(req.req_id, rows, True))
+            who.send(who.enc.historical_ticks_last(req.req_id, rows, True, self.exchange))
         elif what == "BID_ASK":
             quotes = tape.quotes.window(start, end, count)
             qrows = [(int(q.time), q.bid, q.ask, q.bid_size, q.ask_size) for q in quotes]

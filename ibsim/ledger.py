@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 from ibsim.model import ES_MULTIPLIER, Execution, Position, Side
 
@@ -37,8 +38,13 @@ def next_revision(exec_id: str) -> str:
 class Ledger:
     """Execution reports (corrections included) and the positions booked from them."""
 
-    def __init__(self, multiplier: int = ES_MULTIPLIER) -> None:
-        self._multiplier = multiplier
+    def __init__(
+        self,
+        multiplier: float = ES_MULTIPLIER,
+        multiplier_of: Callable[[int], float] | None = None,
+    ) -> None:
+        """`multiplier_of` gives a conId's multiplier when contracts differ."""
+        self._multiplier_of = multiplier_of or (lambda _con_id: multiplier)
         self._reports: list[Execution] = []  # every report, in the order it was made
         self._booked: dict[str, Execution] = {}  # original execId -> its latest version
         self._original: dict[str, str] = {}  # any execId -> the original it revises
@@ -150,7 +156,7 @@ class Ledger:
     ) -> float | None:
         signed = qty if side is Side.BUY else -qty
         fee = commission / qty
-        value = price * self._multiplier
+        value = price * self._multiplier_of(pos.con_id)
         if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
             direction = 1 if signed > 0 else -1
             held = abs(pos.quantity)

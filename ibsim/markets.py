@@ -2,10 +2,12 @@
 session rolls and the periodic streams.
 
 A mixin of `ibsim.gateway.Gateway` (the attributes annotated below are the gateway's). The source
-is the front month's tape; the listed back months follow it (`curve.py`), created the first time
-a client asks for one. At each Globex session roll the CLOSE of every market becomes the ended
-session's settlement: CME's rule for ES, the volume-weighted price of the trades from 14:59:30 to
-15:00:00 CT, here from the tape (else the last trade before 15:00, else the session's last).
+is the front month's tape of the product the gateway drives (`GatewayConfig.symbol`); that
+product's listed back months follow it (`curve.py`), created the first time a client asks for
+one. The other listed products have no market here (`drives`). At each Globex session roll the
+CLOSE of every market becomes the ended session's settlement: CME's rule for ES, the
+volume-weighted price of the trades from 14:59:30 to 15:00:00 CT, here from the tape (else the
+last trade before 15:00, else the session's last), rounded to the product's tick.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ibsim.history import History, Tape
 from ibsim.market import MarketSource
 from ibsim.matching import MatchingEngine
 from ibsim.model import TICK_SIZE, EngineEvent, FutureSpec, MarketEvent, QuoteTick, TradeTick
+from ibsim.products import snap
 
 if TYPE_CHECKING:
     from ibsim.clock import SimClock
@@ -45,15 +48,16 @@ def first_price(source: MarketSource) -> float | None:
     return None
 
 
-def settlement(history: Tape, session: calendar.Session) -> float | None:
-    """The settlement of `session` from the trades on `history` (None if it had none)."""
+def settlement(history: Tape, session: calendar.Session, tick: float = TICK_SIZE) -> float | None:
+    """The settlement of `session` from the trades on `history` (None if it had none), on the
+    `tick` grid."""
     at = datetime.combine(session.trade_date, SETTLEMENT_TIME, calendar.CENTRAL).timestamp()
     at = min(at, session.close_utc)  # an early close settles at its close
     window = history.trades.between(at - SETTLEMENT_WINDOW, at)
     if window:
         volume = sum(t.size for t in window)
         vwap = sum(t.price * t.size for t in window) / volume
-        return round(vwap / TICK_SIZE) * TICK_SIZE
+        return snap(vwap, tick)
     last = history.trades.before(at) or history.trades.before(session.close_utc)
     if last is None or last.time < session.open_utc:
         return None
@@ -96,8 +100,13 @@ class Markets:
 
     # --- contracts' markets ---
 
+    def drives(self, spec: FutureSpec) -> bool:
+        """Whether `spec` is of the product this gateway's market source drives."""
+        return spec.symbol == self.front.symbol
+
     def feed_for(self, spec: FutureSpec) -> MarketFeed | None:
-        """The live market of a listed contract (created for a back month); None if expired."""
+        """The live market of a listed contract (created for a back month); None if expired
+        or of a product this gateway does not drive."""
         if spec.con_id == self.front.con_id:
             return self.feed
         month = self.back_month(spec)
@@ -108,6 +117,8 @@ class Markets:
         month = self.back.get(spec.con_id)
         if month is not None:
             return month
+        if not self.drives(spec):
+            return None
         years = years_between(self.front, spec)
         if years <= 0:
             return None
@@ -116,7 +127,7 @@ class Markets:
         reference = self.feed.close if self.feed.close is not None else self.feed.last
         if reference is not None:
             month.reprice(reference)
-            month.feed.close = None if self.feed.close is None else self.feed.close + month.offset
+            month.feed.close = None if self.feed.close is None else month.shifted(self.feed.close)
         self.back[spec.con_id] = month
         bid, ask = self.feed.bid, self.feed.ask
         if bid is not None and ask is not None:  # start from the front's current book
@@ -250,12 +261,12 @@ class Markets:
         """A new Globex session: every market's CLOSE becomes the ended session's settlement."""
         ended = self._session
         self.start_session(t)
-        settled = settlement(self.history, ended)
+        settled = settlement(self.history, ended, self.front.min_tick)
         self.feed.roll_session(settled)
         for month in self.back.values():
             if settled is not None:
                 month.reprice(settled)
-            month.feed.roll_session(None if settled is None else settled + month.offset)
+            month.feed.roll_session(None if settled is None else month.shifted(settled))
         log.info("session %s ended: settlement %s", ended.trade_date, settled)
 
     async def _run_snapshots(self) -> None:

@@ -164,17 +164,19 @@ class MatchingEngine:
         clock: Callable[[], float],
         faults: Faults,
         commission_per_contract: float = 2.25,
-        multiplier: int = ES_MULTIPLIER,
+        multiplier: float = ES_MULTIPLIER,
         tick_size: float = TICK_SIZE,
         perm_id_start: int = DEFAULT_PERM_ID_START,
         default_account: str = DEFAULT_ACCOUNT,
         session_close: tif.SessionClose = tif.es_session_close,
+        terms: Callable[[int], tuple[float, float]] | None = None,
     ) -> None:
+        """`terms` gives a conId's (tick size, multiplier) when contracts differ; without it
+        every contract has `tick_size` and `multiplier`."""
         self._clock = clock
         self._faults = faults
         self._commission = commission_per_contract
-        self._multiplier = multiplier
-        self._tick = tick_size
+        self._terms = terms or (lambda _con_id: (tick_size, multiplier))
         self._eps = tick_size * 1e-6
         self._next_perm = perm_id_start
         self._default_account = default_account
@@ -185,7 +187,7 @@ class MatchingEngine:
         self._children: dict[Key, list[Key]] = {}
         self._max_id: dict[int, int] = {}
         self._completed: list[Order] = []
-        self._ledger = Ledger(multiplier)
+        self._ledger = Ledger(multiplier, lambda con_id: self._terms(con_id)[1])
         self._session_close = session_close
         self._next_expiry = math.inf  # no live order expires before this
 
@@ -422,7 +424,8 @@ class MatchingEngine:
     def _validate(self, req: OrderRequest) -> OrderError | None:
         if req.total_quantity <= 0:
             return OrderError(req.client_id, req.order_id, 160, "The size value cannot be zero.")
-        return triggers.check(req, self._tick) or tif.check(req, self._clock())
+        tick = self._terms(req.con_id)[0]
+        return triggers.check(req, tick) or tif.check(req, self._clock())
 
     def _set_expiry(self, order: Order) -> None:
         order.expires_at = tif.expiry(order.request, self._clock(), self._session_close)
@@ -530,7 +533,9 @@ class MatchingEngine:
         """The price an order must respect now; None when it trades at the market."""
         if order.request.order_type is OrderType.LMT:
             return order.request.lmt_price
-        return triggers.limit_once_fired(order) if order.triggered else None
+        if not order.triggered:
+            return None
+        return triggers.limit_once_fired(order, self._terms(order.request.con_id)[0])
 
     def _elects(self, order: Order, book: _Book) -> bool:
         buy = order.request.action is Side.BUY
@@ -540,7 +545,7 @@ class MatchingEngine:
             ref = book.ask if buy else book.bid
         else:
             return False
-        return triggers.fires(order, ref, self._tick)
+        return triggers.fires(order, ref, self._terms(order.request.con_id)[0])
 
     def _show_trail(self, order: Order) -> None:
         """Start a trailing stop before its Submitted status goes out, so that OPEN_ORDER shows

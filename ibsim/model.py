@@ -62,13 +62,14 @@ class FutureSpec:
     exchange: str = "CME"
     currency: str = "USD"
     trading_class: str = "ES"
-    multiplier: int = ES_MULTIPLIER
+    multiplier: float = ES_MULTIPLIER  # an int where whole: the wire shows "50", MYM's "0.5"
     min_tick: float = TICK_SIZE
     time_zone_id: str = "US/Central"
     long_name: str = "E-mini S&P 500"
     under_con_id: int = 11004968
     trading_hours: str = ""
     liquid_hours: str = ""
+    market_rule_id: int = 67  # the price increments (reqMarketRule), `products.MARKET_RULES`
 
 
 class OrderType(enum.StrEnum):

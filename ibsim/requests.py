@@ -6,6 +6,7 @@ message id and raises `WireError` (naming the message and field) on anything mal
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ibsim.model import UNSET_DOUBLE, OrderType, Side
@@ -31,12 +32,24 @@ class ContractFields:
     trading_class: str
 
 
+# lastTradeDateOrContractMonth as TWS itself writes it in CONTRACT_DATA: "20261218 08:30 US/Central"
+_DATE_TIME_ZONE = re.compile(r"(\d{8})\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s+\S+)?")
+
+
+def read_expiry(text: str) -> str:
+    """lastTradeDateOrContractMonth: "", "YYYYMM", "YYYYMMDD", or the date of TWS's own
+    "YYYYMMDD HH:MM zone" form, which @stoqey/ib hands its users unsplit (its decoder splits on
+    the literal text "\\s+") and so sends back for every contract it looked up."""
+    m = _DATE_TIME_ZONE.fullmatch(text.strip())
+    return m.group(1) if m else text
+
+
 def read_contract(f: Fields) -> ContractFields:
     return ContractFields(
         con_id=f.integer(),
         symbol=f.text(),
         sec_type=f.text(),
-        expiry=f.text(),
+        expiry=read_expiry(f.text()),
         strike=f.opt_float() or 0.0,
         right=f.text(),
         multiplier=f.text(),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 from ibsim.model import Order, OrderError, OrderRequest, OrderType, Side
+from ibsim.products import snap, ticks_per_point
 
 __all__ = ["TRAILING", "TRIGGERED", "check", "fires", "limit_once_fired"]
 
@@ -65,13 +66,15 @@ def _trailed(req: OrderRequest, ref: float, tick: float) -> float:
     else:
         assert req.trailing_percent is not None
         trail = ref * req.trailing_percent / 100.0
+    per_point = ticks_per_point(tick)  # index / ticks per point: the exact grid price
     if req.action is Side.BUY:
-        return math.ceil((ref + trail) / tick - _GRID_TOLERANCE) * tick
-    return math.floor((ref - trail) / tick + _GRID_TOLERANCE) * tick
+        return math.ceil((ref + trail) / tick - _GRID_TOLERANCE) / per_point
+    return math.floor((ref - trail) / tick + _GRID_TOLERANCE) / per_point
 
 
-def limit_once_fired(order: Order) -> float | None:
-    """The limit a fired order works at; None when it acts as a market order."""
+def limit_once_fired(order: Order, tick: float) -> float | None:
+    """The limit a fired order works at (on the `tick` grid); None when it acts as a market
+    order."""
     req = order.request
     if req.order_type in (OrderType.STP_LMT, OrderType.LIT):
         return req.lmt_price
@@ -79,7 +82,7 @@ def limit_once_fired(order: Order) -> float | None:
         stop, offset = order.trail_stop, req.lmt_price_offset
         assert stop is not None
         assert offset is not None
-        return stop + offset if req.action is Side.BUY else stop - offset
+        return snap(stop + offset if req.action is Side.BUY else stop - offset, tick)
     return None
 
 

@@ -1,7 +1,10 @@
 """Market data requests: live ticks, tick-by-tick, real-time bars, and the historical requests.
 
 Every one resolves its contract like TWS: no listed contract (or an ambiguous description) is
-error 200; each listed expiry has its own market (the back months are derived, `curve.py`).
+error 200; each listed expiry of the product the gateway drives has its own market (the back
+months are derived, `curve.py`). The other listed products get what TWS sends for data the
+account is not subscribed to: 354 for live data, 162 / 420 "No market data permissions" for
+history and real-time bars.
 """
 
 from __future__ import annotations
@@ -21,11 +24,29 @@ from ibsim.answers.base import (
 from ibsim.encoders import In, Out
 from ibsim.feed import TbtKind
 from ibsim.historical import bar_date, parse_period
+from ibsim.model import FutureSpec
 from ibsim.realtime import BAR_SECONDS, WHAT_TO_SHOW
 from ibsim.wire import Fields
 
 REQ_REAL_TIME_BARS, CANCEL_REAL_TIME_BARS = 50, 51
 REQ_HEAD_TIMESTAMP, REQ_HISTOGRAM_DATA, CANCEL_HISTOGRAM, CANCEL_HEAD_TIMESTAMP = 87, 88, 89, 90
+ERR_NOT_SUBSCRIBED = "Requested market data is not subscribed."
+ERR_HMDS = "Historical Market Data Service error message:"
+
+
+def _no_permissions(spec: FutureSpec) -> str:
+    return f"No market data permissions for {spec.exchange} FUT"
+
+
+def _unsubscribed(s: Asker, req_id: int, spec: FutureSpec, *, history: bool = False) -> bool:
+    """True (and the error sent) when `spec` is a product this gateway has no market for."""
+    if s.gw.drives(spec):
+        return False
+    if history:
+        s.error(req_id, 162, f"{ERR_HMDS}{_no_permissions(spec)}")
+    else:
+        s.error(req_id, 354, ERR_NOT_SUBSCRIBED)
+    return True
 
 
 def _current_time(s: Asker, f: Fields) -> None:
@@ -55,17 +76,17 @@ def _data_permission(s: Asker, req_id: int) -> bool | None:
             10089,
             "Requested market data requires additional subscription "
             "for API. See link in 'Market Data Connections dialog' for more details."
-            "Delayed market data is available.ES CME/TOP/ALL",
+            f"Delayed market data is available.{s.gw.front.symbol} {s.gw.front.exchange}/TOP/ALL",
         )
         return None
-    s.error(req_id, 354, "Requested market data is not subscribed.")
+    s.error(req_id, 354, ERR_NOT_SUBSCRIBED)
     return None
 
 
 def _mkt_data(s: Asker, f: Fields) -> None:
     req = rq.read_mkt_data(f)
     spec = resolve_one(s, req.req_id, req.contract)
-    if spec is None:
+    if spec is None or _unsubscribed(s, req.req_id, spec):
         return
     delayed = _data_permission(s, req.req_id)
     if delayed is None:
@@ -74,7 +95,7 @@ def _mkt_data(s: Asker, f: Fields) -> None:
     if feed is None:
         s.error(req.req_id, 200, "No security definition has been found for the request")
         return
-    s.send(s.enc.tick_req_params(req.req_id, spec.min_tick, "CME"))
+    s.send(s.enc.tick_req_params(req.req_id, spec.min_tick, spec.exchange))
     s.send(s.enc.market_data_type(req.req_id, 3 if delayed else 1))
     if req.snapshot:
         feed.snapshot_once(s, req.req_id, delayed=delayed)
@@ -102,7 +123,7 @@ def _cancel_feed(s: Asker, req_id: int) -> None:
 def _tick_by_tick(s: Asker, f: Fields) -> None:
     req = rq.read_tick_by_tick(f)
     spec = resolve_one(s, req.req_id, req.contract)
-    if spec is None:
+    if spec is None or _unsubscribed(s, req.req_id, spec):
         return
     try:
         kind = TbtKind(req.tick_type)
@@ -118,7 +139,8 @@ def _tick_by_tick(s: Asker, f: Fields) -> None:
         s.error(
             req.req_id,
             10089,
-            "Requested market data requires additional subscription for API.ES CME/TOP/ALL",
+            "Requested market data requires additional subscription for API."
+            f"{spec.symbol} {spec.exchange}/TOP/ALL",
         )
         return
     if sum(feed.tick_by_tick_count() for feed in s.gw.all_feeds()) >= (
@@ -153,8 +175,8 @@ def _real_time_bars(s: Asker, f: Fields) -> None:
         problem = f"Invalid bar size {req.bar_size}: only 5 second bars are supported"
     elif what not in WHAT_TO_SHOW:
         problem = f"Invalid whatToShow {req.what_to_show!r}: TRADES, MIDPOINT, BID or ASK"
-    elif s.gw.config.market_data != "realtime":
-        problem = "No market data permissions for CME FUT"
+    elif s.gw.config.market_data != "realtime" or not s.gw.drives(spec):
+        problem = _no_permissions(spec)
     tape = s.gw.tape_for(spec)
     if problem is None and tape is None:
         problem = f"No real-time data for the expired contract {spec.local_symbol}"
@@ -172,14 +194,14 @@ def _cancel_real_time_bars(s: Asker, f: Fields) -> None:
 def _historical_data(s: Asker, f: Fields) -> None:
     req = rq.read_historical_data(f)
     spec = resolve_one(s, req.req_id, req.contract, req.include_expired)
-    if spec is None:
+    if spec is None or _unsubscribed(s, req.req_id, spec, history=True):
         return
     if req.keep_up_to_date and req.end:
         validation_error(s, req.req_id, "End date not supported with live updates")
         return
     tape = s.gw.tape_for(spec)
     if tape is None:
-        s.error(req.req_id, 162, f"{ERR_NO_HMDS_DATA}{spec.local_symbol}@CME Trades")
+        s.error(req.req_id, 162, f"{ERR_NO_HMDS_DATA}{spec.local_symbol}@{spec.exchange} Trades")
         return
     sent = s.gw.historical.bars(s, req, tape, spec.local_symbol)
     if sent is not None and req.keep_up_to_date:
@@ -198,11 +220,11 @@ def _cancel_historical_data(s: Asker, f: Fields) -> None:
 def _historical_ticks(s: Asker, f: Fields) -> None:
     req = rq.read_historical_ticks(f)
     spec = resolve_one(s, req.req_id, req.contract, req.include_expired)
-    if spec is None:
+    if spec is None or _unsubscribed(s, req.req_id, spec, history=True):
         return
     tape = s.gw.tape_for(spec)
     if tape is None:
-        s.error(req.req_id, 162, f"{ERR_NO_HMDS_DATA}{spec.local_symbol}@CME Trades")
+        s.error(req.req_id, 162, f"{ERR_NO_HMDS_DATA}{spec.local_symbol}@{spec.exchange} Trades")
         return
     if tape is s.gw.history:
         s.gw.historical.ticks(s, req)  # the front's tape is the service's own
@@ -213,7 +235,7 @@ def _historical_ticks(s: Asker, f: Fields) -> None:
 def _head_timestamp(s: Asker, f: Fields) -> None:
     req = inbound.read_head_timestamp(f)
     spec = resolve_one(s, req.req_id, req.contract, req.include_expired)
-    if spec is None:
+    if spec is None or _unsubscribed(s, req.req_id, spec, history=True):
         return
     tape = s.gw.tape_for(spec)
     what = req.what_to_show.upper()
@@ -221,7 +243,8 @@ def _head_timestamp(s: Asker, f: Fields) -> None:
     if tape is not None:
         first = tape.trades.first() if what == "TRADES" else tape.quotes.first()
     if first is None:
-        s.error(req.req_id, 162, f"{ERR_NO_HMDS_DATA}{spec.local_symbol}@CME {what.title()}")
+        where = f"{spec.local_symbol}@{spec.exchange}"
+        s.error(req.req_id, 162, f"{ERR_NO_HMDS_DATA}{where} {what.title()}")
         return
     s.send(s.enc.head_timestamp(req.req_id, str(bar_date(req.format_date)(first.time))))
 
@@ -229,7 +252,7 @@ def _head_timestamp(s: Asker, f: Fields) -> None:
 def _histogram(s: Asker, f: Fields) -> None:
     req = inbound.read_histogram(f)
     spec = resolve_one(s, req.req_id, req.contract, req.include_expired)
-    if spec is None:
+    if spec is None or _unsubscribed(s, req.req_id, spec, history=True):
         return
     try:
         span = parse_period(req.period)

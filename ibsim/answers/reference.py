@@ -1,17 +1,14 @@
 """Reference data: market rules, symbol search, option chains, scanners, display groups and the
-small lookups, answered from what this gateway lists (the ES futures family)."""
+small lookups, answered from what this gateway lists (the family in `ibsim.products`)."""
 
 from __future__ import annotations
 
 from ibsim.answers import inbound
 from ibsim.answers.base import Asker, Handler, no_reply, req_id_after_version, validation_error
 from ibsim.answers.encoding import SymbolSample
-from ibsim.model import TICK_SIZE, FutureSpec
+from ibsim.products import MARKET_RULES, PRODUCTS, Product
 from ibsim.wire import Fields
 
-# ES trades in quarter points at every price: one increment from 0 (CME rule; the id is the
-# one IB reports in ES contract details, `marketRuleIds` "67,67" for CME and QBALGO).
-MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {67: ((0.0, TICK_SIZE),)}
 DISPLAY_GROUPS = "1|2|3|4|5|6|7"  # TWS's seven colour groups
 SCANNER_XML = (
     '<?xml version="1.0" encoding="UTF-8"?>\n<ScanParameterResponse>'
@@ -20,15 +17,15 @@ SCANNER_XML = (
 )
 
 
-def es_family(front: FutureSpec) -> SymbolSample:
-    """The ES underlying as reqMatchingSymbols describes it: the index its futures are on."""
-    return SymbolSample(front.under_con_id, "ES", "IND", "CME", "USD", ("FUT",), front.long_name)
+def underlying(p: Product) -> SymbolSample:
+    """A product's underlying as reqMatchingSymbols describes it: the index its futures are on."""
+    return SymbolSample(p.under_con_id, p.symbol, "IND", p.exchange, "USD", ("FUT",), p.long_name)
 
 
-def matches(pattern: str, front: FutureSpec) -> bool:
-    """Whether a symbol search finds the ES family: a prefix of "ES" or a part of its name."""
+def matches(pattern: str, p: Product) -> bool:
+    """Whether a symbol search finds `p`: a prefix of its symbol or a part of its name."""
     wanted = pattern.strip().upper()
-    return bool(wanted) and ("ES".startswith(wanted) or wanted in front.long_name.upper())
+    return bool(wanted) and (p.symbol.startswith(wanted) or wanted in p.long_name.upper())
 
 
 def _market_rule(s: Asker, f: Fields) -> None:
@@ -43,7 +40,7 @@ def _market_rule(s: Asker, f: Fields) -> None:
 def _matching_symbols(s: Asker, f: Fields) -> None:
     req_id = f.integer()
     pattern = f.text()
-    found = [es_family(s.gw.front)] if matches(pattern, s.gw.front) else []
+    found = [underlying(p) for p in PRODUCTS.values() if matches(pattern, p)]
     s.send(s.enc.symbol_samples(req_id, found))
 
 

@@ -11,6 +11,11 @@ are whole seconds anyway), and the trade-attribute mask is not replayed.
 Aggressor: a trade at or above the latest recorded ask is a BUY, at or below the bid a SELL;
 between them (or with no usable quote) the tick rule against the previous trade decides, an
 unchanged price keeping the previous side.
+
+The recording is taken as the prices of one product: every positive, finite bid and ask must
+lie on its tick grid, or the file is refused naming the first line that does not (a recording
+of another product). Trades are not held to the grid: an off-grid print (a spike, a bad tick)
+is one of the bad values a recording keeps for the client's guards to judge.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Final
 
 from ibsim.market.replay import ReplayFileError
 from ibsim.model import MarketEvent, QuoteTick, Side, TradeTick
+from ibsim.products import PRODUCTS, Product, grid_index
 
 MAGIC: Final = "# orderflowd recording v1"
 MAGIC_PREFIX: Final = "# orderflowd recording"
@@ -47,9 +53,10 @@ def is_recording(path: Path) -> bool:
     return text.startswith(MAGIC_PREFIX.encode())
 
 
-def load_recording(path: Path) -> tuple[list[MarketEvent], int]:
-    """The replayable events of a recording and how many were skipped; `ReplayFileError` names
-    file, line and column of anything that is not the format."""
+def load_recording(path: Path, product: Product = PRODUCTS["ES"]) -> tuple[list[MarketEvent], int]:
+    """The replayable events of a recording of `product` and how many were skipped;
+    `ReplayFileError` names file, line and column of anything that is not the format, and of
+    the first quote off the product's grid."""
     text, truncated = _text(path)
     lines = text.split("\n")
     if truncated:
@@ -104,6 +111,7 @@ def load_recording(path: Path) -> tuple[list[MarketEvent], int]:
             if bid_size is None or ask_size is None:
                 skipped += 1
                 continue
+            _check_grid(path, lineno, product, (("bid", f[6], b), ("ask", f[7], a)))
             if 0 < b <= a:  # a usable book for deciding sides (False for NaN)
                 bid, ask = b, a
             events.append(QuoteTick(t, b, a, bid_size, ask_size))
@@ -112,6 +120,17 @@ def load_recording(path: Path) -> tuple[list[MarketEvent], int]:
     if not events:
         raise ReplayFileError(path, "no trades or quotes after the header", 3)
     return events, skipped
+
+
+def _check_grid(
+    path: Path, lineno: int, product: Product, prices: tuple[tuple[str, str, float], ...]
+) -> None:
+    """A usable (positive, finite) price off the product's grid refuses the file."""
+    for column, text, price in prices:
+        if 0 < price < math.inf and grid_index(price, product.tick_size) is None:
+            tick = product.tick_size
+            reason = f"{column} {text!r} is not a multiple of {tick} (the {product.symbol} tick)"
+            raise ReplayFileError(path, reason, lineno, column)
 
 
 def _number(path: Path, lineno: int, column: str, text: str) -> float:
@@ -164,8 +183,8 @@ class RecordedSource:
         self.start_time: float = events[0].time
 
     @classmethod
-    def from_file(cls, path: Path) -> RecordedSource:
-        events, skipped = load_recording(path)
+    def from_file(cls, path: Path, product: Product = PRODUCTS["ES"]) -> RecordedSource:
+        events, skipped = load_recording(path, product)
         if skipped:
             log.warning("%s: %d events with fractional or NaN sizes skipped", path, skipped)
         return cls(events, skipped)

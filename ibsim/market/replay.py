@@ -20,8 +20,9 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from ibsim import calendar
-from ibsim.market.source import draw_depth, tick_to_price
+from ibsim.market.source import draw_depth
 from ibsim.model import TICK_SIZE, MarketEvent, QuoteTick, Side, TradeTick
+from ibsim.products import PRODUCTS, Product, ticks_per_point
 
 HEADER = "time_ct,price,size"
 _COLUMNS = HEADER.split(",")
@@ -63,13 +64,16 @@ class ReplayFileError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
-def load_trades_csv(path: Path) -> list[RawTrade]:
-    """Read and validate a `time_ct,price,size` trades file (`.csv` or `.csv.gz`).
+def load_trades_csv(path: Path, product: Product = PRODUCTS["ES"]) -> list[RawTrade]:
+    """Read and validate a `time_ct,price,size` trades file (`.csv` or `.csv.gz`) of `product`.
 
     Times are US/Central local and become UTC epoch seconds (an ambiguous fall-back time is read
-    as its first occurrence; a time inside the spring-forward gap is an error). Blank lines are
-    skipped. Any problem with the content raises `ReplayFileError`.
+    as its first occurrence; a time inside the spring-forward gap is an error). Prices must lie
+    on the product's tick grid. Blank lines are skipped. Any problem with the content raises
+    `ReplayFileError`.
     """
+    tick = product.tick_size
+    per_point = ticks_per_point(tick)
     lines = _read_text(path).split("\n")
     header = lines[0].rstrip("\r")
     if header == "" and len(lines) == 1:
@@ -133,9 +137,12 @@ def load_trades_csv(path: Path) -> list[RawTrade]:
             raise ReplayFileError(
                 path, f"price {price_s!r} is not a finite positive number", lineno, "price"
             )
-        if price % TICK_SIZE != 0.0:
+        if round(price * per_point) / per_point != price:  # exactly a grid price, or not
             raise ReplayFileError(
-                path, f"price {price_s!r} is not a multiple of {TICK_SIZE}", lineno, "price"
+                path,
+                f"price {price_s!r} is not a multiple of {tick} (the {product.symbol} tick)",
+                lineno,
+                "price",
             )
 
         try:
@@ -206,10 +213,15 @@ class ReplaySource:
 
     With `sessions`, the trades' first trading session is replayed that many times on
     consecutive sessions instead (see `repeat_sessions`); sides and quotes run on across copies.
+    Prices are on the `tick_size` grid, and the quotes one tick around them.
     """
 
     def __init__(
-        self, trades: Sequence[RawTrade], seed: int = 0, sessions: int | None = None
+        self,
+        trades: Sequence[RawTrade],
+        seed: int = 0,
+        sessions: int | None = None,
+        tick_size: float = TICK_SIZE,
     ) -> None:
         if not trades:
             raise ValueError("no trades to replay")
@@ -217,11 +229,12 @@ class ReplaySource:
             trades = repeat_sessions(trades, sessions)
         self.seed = seed
         self.start_time: float = trades[0].time_utc
-        self._runs = _runs(trades)
+        self._per_point = ticks_per_point(tick_size)
+        self._runs = _runs(trades, self._per_point)
 
     def events(self) -> Iterator[MarketEvent]:
         """The replay from its first event; the same seed gives the same stream every time."""
-        return _replay(self._runs, random.Random(self.seed))
+        return _replay(self._runs, random.Random(self.seed), self._per_point)
 
 
 def repeat_sessions(trades: Sequence[RawTrade], sessions: int) -> list[RawTrade]:
@@ -266,7 +279,7 @@ def repeat_sessions(trades: Sequence[RawTrade], sessions: int) -> list[RawTrade]
     return repeated
 
 
-def _runs(trades: Sequence[RawTrade]) -> list[_Run]:
+def _runs(trades: Sequence[RawTrade], per_point: int) -> list[_Run]:
     runs: list[_Run] = []
     prev_time = -_INF
     sizes: list[int] = []
@@ -275,23 +288,26 @@ def _runs(trades: Sequence[RawTrade]) -> list[_Run]:
     for i, (time_utc, price, size) in enumerate(trades):
         if not math.isfinite(time_utc) or time_utc < prev_time:
             raise ValueError(f"trade {i}: time {time_utc!r} is not finite or goes backwards")
-        tick = price / TICK_SIZE
-        if not (math.isfinite(tick) and tick == int(tick) and tick >= 2):
-            raise ValueError(f"trade {i}: price {price!r} is off the grid or below 0.5")
+        scaled = price * per_point
+        tick = round(scaled) if math.isfinite(scaled) else -1
+        if not (tick / per_point == price and tick >= 2):
+            raise ValueError(f"trade {i}: price {price!r} is off the grid or below {2 / per_point}")
         if not isinstance(size, int) or size <= 0:
             raise ValueError(f"trade {i}: size {size!r} is not a positive int")
         prev_time = time_utc
         if sizes and (time_utc != run_time or tick != run_tick):
             runs.append(_Run(run_time, run_tick, tuple(sizes), sum(sizes)))
             sizes = []
-        run_time, run_tick = time_utc, int(tick)
+        run_time, run_tick = time_utc, tick
         sizes.append(size)
     runs.append(_Run(run_time, run_tick, tuple(sizes), sum(sizes)))
     return runs
 
 
-def _replay(runs: list[_Run], rng: random.Random) -> Iterator[MarketEvent]:
-    px = tick_to_price
+def _replay(runs: list[_Run], rng: random.Random, per_point: int) -> Iterator[MarketEvent]:
+    def px(index: int) -> float:
+        return index / per_point
+
     bid = ask = -1  # no book yet: the first run builds it
     bid_size = ask_size = 0
     buy = rng.random() < 0.5  # the first trade has no previous price to go by

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from ibsim.model import TICK_SIZE, MarketEvent, QuoteTick
+from ibsim.products import grid_index, grid_price
 
 # Displayed size of a freshly formed price level: log-normal, median 80 contracts, about 5 % below
 # 25 and 5 % above 270, which is the right order for ES top of book.
@@ -35,20 +36,19 @@ class MarketSource(Protocol):
         ...
 
 
-def price_to_tick(price: float) -> int:
-    """Tick index of a price on the `TICK_SIZE` grid; ValueError if the price is off the grid."""
+def price_to_tick(price: float, tick: float = TICK_SIZE) -> int:
+    """Tick index of a price on the `tick` grid; ValueError if the price is off the grid."""
     if not math.isfinite(price):
         raise ValueError(f"price {price!r} is not finite")
-    ticks = price / TICK_SIZE
-    index = round(ticks)
-    if ticks != index:
-        raise ValueError(f"price {price!r} is not a multiple of {TICK_SIZE}")
+    index = grid_index(price, tick)
+    if index is None:
+        raise ValueError(f"price {price!r} is not a multiple of {tick}")
     return index
 
 
-def tick_to_price(index: int) -> float:
-    """Price of a tick index; exact because `TICK_SIZE` is a power of two."""
-    return index * TICK_SIZE
+def tick_to_price(index: int, tick: float = TICK_SIZE) -> float:
+    """Price of a tick index: the double nearest the grid price (exact for a 0.25 tick)."""
+    return grid_price(index, tick)
 
 
 def draw_depth(rng: random.Random) -> int:

@@ -1,4 +1,5 @@
-"""A seeded, endless synthetic ES market: top-of-book quotes and trades with their true aggressor.
+"""A seeded, endless synthetic futures market: top-of-book quotes and trades with their true
+aggressor, on any tick grid (ES's 0.25 by default; `tick_size` for the other products).
 
 Model, in data time:
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from ibsim.market.source import draw_depth, price_to_tick
 from ibsim.model import TICK_SIZE, MarketEvent, QuoteTick, Side, TradeTick
+from ibsim.products import ticks_per_point
 
 P_TRADE = 0.4
 P_SAME_SIDE = 0.75
@@ -44,25 +46,34 @@ MAX_CHANGE = 50  # ... capped, so that resting sizes do not drift off to thousan
 
 
 class SyntheticSource:
-    """Endless seeded ES microstructure; the same seed and arguments give the identical stream.
+    """Endless seeded microstructure; the same seed and arguments give the identical stream.
 
-    The first event is a quote at `start_time` with the bid at `start_price`.
+    The first event is a quote at `start_time` with the bid at `start_price`; every price is on
+    the `tick_size` grid.
     """
 
-    def __init__(self, seed: int, start_time: float, start_price: float = 5000.0) -> None:
+    def __init__(
+        self,
+        seed: int,
+        start_time: float,
+        start_price: float = 5000.0,
+        tick_size: float = TICK_SIZE,
+    ) -> None:
         if not math.isfinite(start_time):
             raise ValueError(f"start_time {start_time!r} is not finite")
-        tick = price_to_tick(start_price)
+        tick = price_to_tick(start_price, tick_size)
         if tick < 2:
-            raise ValueError(f"start_price {start_price!r} is below 0.5")
+            raise ValueError(f"start_price {start_price!r} is below {2 * tick_size}")
         self.seed = seed
         self.start_time = start_time
         self.start_price = start_price
+        self.tick_size = tick_size
         self._start_tick = tick
 
     def events(self) -> Iterator[MarketEvent]:
         """The stream from its first event (it never ends)."""
-        return _generate(random.Random(self.seed), self.start_time, self._start_tick)
+        per_point = ticks_per_point(self.tick_size)
+        return _generate(random.Random(self.seed), self.start_time, self._start_tick, per_point)
 
 
 _QUOTE_FIELDS = ("time", "bid", "ask", "bid_size", "ask_size")
@@ -122,14 +133,17 @@ def _trade_maker() -> Callable[[float, float, int, Side], TradeTick]:
     return make
 
 
-def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketEvent]:
+def _generate(
+    rng: random.Random, t: float, start_tick: int, per_point: int
+) -> Iterator[MarketEvent]:
     # Hot loop: everything it touches is a local name, prices are int tick indices until the
-    # event is built, and random draws are inverse-CDF on `random()` (cheaper than the helpers).
+    # event is built (index / ticks per point: the exact grid price), and random draws are
+    # inverse-CDF on `random()` (cheaper than the helpers).
     quote = _quote_maker()
     trade = _trade_maker()
     rnd = rng.random
     log = math.log
-    tick = TICK_SIZE
+    k = per_point
     buy_side, sell_side = Side.BUY, Side.SELL
     inv_alpha = -1.0 / TRADE_SIZE_ALPHA
     max_size, max_change = MAX_TRADE_SIZE, MAX_CHANGE
@@ -148,7 +162,7 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
     gap = quiet_gap
     regime_end = t - log(1.0 - rnd()) * QUIET_MEAN_S
     buy = rnd() < 0.5
-    yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
+    yield quote(t, bid / k, ask / k, bid_size, ask_size)
 
     while True:
         if ask - bid > 1:
@@ -160,7 +174,7 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
             else:
                 ask -= 1
                 ask_size = draw_depth(rng)
-            yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
+            yield quote(t, bid / k, ask / k, bid_size, ask_size)
             continue
 
         t -= log(1.0 - rnd()) * gap
@@ -179,7 +193,7 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
             if buy:
                 while size >= ask_size:
                     # Take out the whole ask level; the rest of the order goes one tick up.
-                    yield trade(t, ask * tick, ask_size, buy_side)
+                    yield trade(t, ask / k, ask_size, buy_side)
                     size -= ask_size
                     ask += 1
                     ask_size = draw_depth(rng)
@@ -189,14 +203,14 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
                     elif rnd() < p_follow:
                         bid = ask - 1
                         bid_size = draw_depth(rng)
-                    yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
+                    yield quote(t, bid / k, ask / k, bid_size, ask_size)
                 if size:
-                    yield trade(t, ask * tick, size, buy_side)
+                    yield trade(t, ask / k, size, buy_side)
                     ask_size -= size
-                    yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
+                    yield quote(t, bid / k, ask / k, bid_size, ask_size)
             else:
                 while size >= bid_size:
-                    yield trade(t, bid * tick, bid_size, sell_side)
+                    yield trade(t, bid / k, bid_size, sell_side)
                     size -= bid_size
                     if bid > 1:
                         bid -= 1
@@ -207,11 +221,11 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
                     elif rnd() < p_follow:
                         ask = bid + 1
                         ask_size = draw_depth(rng)
-                    yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
+                    yield quote(t, bid / k, ask / k, bid_size, ask_size)
                 if size:
-                    yield trade(t, bid * tick, size, sell_side)
+                    yield trade(t, bid / k, size, sell_side)
                     bid_size -= size
-                    yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
+                    yield quote(t, bid / k, ask / k, bid_size, ask_size)
         else:
             # Size added or cancelled at one side: 1 contract usually, sometimes tens.
             change = int((1.0 - rnd()) ** CHANGE_EXPONENT)
@@ -232,4 +246,4 @@ def _generate(rng: random.Random, t: float, start_tick: int) -> Iterator[MarketE
             else:
                 ask += 1
                 ask_size = draw_depth(rng)
-            yield quote(t, bid * tick, ask * tick, bid_size, ask_size)
+            yield quote(t, bid / k, ask / k, bid_size, ask_size)

@@ -144,7 +144,9 @@ def test_con_id_must_agree_with_other_fields() -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        ContractQuery(symbol="NQ", sec_type="FUT", exchange="CME"),
+        ContractQuery(symbol="ZN", sec_type="FUT", exchange="CBOT"),  # not in the family
+        ContractQuery(symbol="NQ", sec_type="FUT", exchange="CBOT"),  # NQ is on CME
+        ContractQuery(symbol="YM", sec_type="FUT", exchange="CME"),  # YM is on CBOT
         ContractQuery(symbol="ES", sec_type="STK", exchange="CME"),
         ContractQuery(symbol="ES", sec_type="FUT", exchange="SMART"),
         ContractQuery(symbol="ES", sec_type="FUT", currency="EUR"),

@@ -17,6 +17,7 @@ from ibsim.encoders import In
 from ibsim.model import OrderType, Side
 from ibsim.requests import (
     UnsupportedOrderError,
+    read_expiry,
     read_mkt_data,
     read_place_order,
     read_tick_by_tick,
@@ -156,3 +157,20 @@ def test_split_fields_rejects_unterminated_and_non_ascii() -> None:
         split_fields(b"49\x001")
     with pytest.raises(WireError, match="non-ASCII"):
         split_fields(b"49\x00\xff\x00")
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("20261218 08:30 US/Central", "20261218"),  # TWS's own CONTRACT_DATA form
+        ("20261218 08:30:00 US/Central", "20261218"),
+        ("20261218 08:30", "20261218"),
+        ("20261218", "20261218"),
+        ("202612", "202612"),
+        ("", ""),
+        ("20261218 tomorrow", "20261218 tomorrow"),  # anything else is left for the lookup
+    ],
+)
+def test_last_trade_date_in_tws_own_form_reads_as_its_date(sent: str, read: str) -> None:
+    """@stoqey/ib keeps lastTradeDateOrContractMonth unsplit and sends it back as it got it."""
+    assert read_expiry(sent) == read
