@@ -1,4 +1,5 @@
-"""Trading sessions: the Globex day (from 17:00 Central) and RTH (08:30-15:15 Central).
+"""Trading sessions: the Globex day (from 17:00 Central), RTH (08:30-15:15 Central), and the
+trading day a market time belongs to (the journal's days and the recordings' files).
 
 Live, the sessions come from the contract's own trading and liquid hours (IB's strings, parsed
 by `broker.contracts` and handed over as epoch spans); offline, or beyond the few days IB lists,
@@ -112,3 +113,10 @@ class SessionSchedule:
     def rth_at(self, t: float) -> Span | None:
         """The RTH session containing `t`, or None outside regular hours."""
         return self._rth.at(t) if self._rth.covers(t) else cme_rth_at(t)
+
+    def trading_day(self, t: float) -> str:
+        """The CME trading day of market time `t` (ISO date): the date its Globex session ends
+        on; outside a session, the date of `t` itself."""
+        span = self.globex_at(t)
+        end = span.end if span is not None else t
+        return datetime.fromtimestamp(end, CENTRAL).date().isoformat()

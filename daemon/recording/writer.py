@@ -7,9 +7,9 @@ member may be cut short: the reader stops there with a warning, and the next rec
 the file cuts the partial member off before appending. Any error writing (disk full, no
 permission) is logged as `recording_failed`, the batch is dropped and trading goes on.
 
-Events are filed under the CME trading day of their exchange time (the date the Globex
-session ends on, as the trader's journal names days); live events only: warm-start history
-goes straight into the extractor and is not recorded (a restart leaves a gap in the file
+Events are filed under the CME trading day of their exchange time (the date the Globex session
+ends on: `SessionSchedule.trading_day`, as the journal names days); live events only: warm-start
+history goes straight into the extractor and is not recorded (a restart leaves a gap in the file
 rather than a second copy of what was already recorded).
 """
 
@@ -32,7 +32,6 @@ from daemon.flow.sessions import SessionSchedule
 from daemon.recording.format import DIRECTORY, day_of_name, file_name, head_text, rows
 from daemon.runtime.statedir import private_dir, touch_private, write_private
 from daemon.settings import RecordingSettings
-from daemon.trading.trader import trading_day
 
 log = structlog.get_logger("daemon.recording.writer")
 
@@ -94,10 +93,10 @@ class Recorder:
         """Which trading day `t` belongs to; a new day seals the batch of the old one."""
         if not math.isfinite(t):
             if self._day is None:
-                self._day = trading_day(self.schedule, time.time())
+                self._day = self.schedule.trading_day(time.time())
             return
         span = self.schedule.globex_at(t)
-        day = trading_day(self.schedule, t)
+        day = self.schedule.trading_day(t)
         self._lo, self._hi = (span.start, span.end) if span is not None else (math.nan, math.nan)
         if day != self._day:
             if self._day is not None and self._batch:

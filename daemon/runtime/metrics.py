@@ -223,10 +223,10 @@ def read_trading(trader: Trader) -> TradingSample:
     return TradingSample(
         state=trader.risk.state.value if trader.enabled else DISABLED,
         position=position,
-        realized=trader.day_realized,
-        unrealized=trader.unrealized() if trusted else None,  # of a position that may be gone
-        commissions=trader.day_commissions,
-        net=trader.day_net() if trusted else None,
+        realized=trader.pnl.realized,
+        unrealized=trader.pnl.unrealized() if trusted else None,  # of a position that may be gone
+        commissions=trader.pnl.commissions,
+        net=trader.pnl.net() if trusted else None,
         orders=dict(Counter(rec.status for rec in executor.orders.values())),
         refusals=dict(trader.risk.refusals),
         messages=executor.messages_sent,

@@ -1,5 +1,10 @@
 """The supervisor: one event loop, the components in order, signals, health and sd_notify.
 
+The components are one ordered list (`_components`): started in order, stopped in reverse by
+`lifecycle`, the trading shutdown policy first on its own budget (`TRADING_STOP_S`), the others
+after it on a shared one (`COMPONENTS_STOP_S`). The exit code says whether a supervised task
+failed, and whether the shutdown policy was carried out and confirmed (else `EX_UNAVAILABLE`).
+
 READY=1 is sent as soon as the supervisor runs (a gateway outage at boot must not fail the
 unit); WATCHDOG=1 only while the loop is responsive and every supervised task is alive, not
 when the gateway is up; STATUS= carries the one-line status; STOPPING=1 on shutdown.
@@ -11,7 +16,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +24,19 @@ import structlog
 from ib_async import IB
 
 from daemon.broker.connection import Connection, LiveAccountRefusedError
-from daemon.broker.contracts import SessionCalendar
 from daemon.broker.finished_trades import FinishedTrades
 from daemon.broker.marketdata import MarketData
 from daemon.core.instrument import Instrument, InstrumentError
 from daemon.flow.extractor import OrderFlow
-from daemon.flow.guards import Reason
 from daemon.flow.sessions import SessionSchedule
 from daemon.recording import Recorder
 from daemon.runtime import heap
 from daemon.runtime import status as status_mod
 from daemon.runtime.control import CONTROL_SOCKET, ControlServer
+from daemon.runtime.lifecycle import Budget, Component, Lifecycle, supervised
 from daemon.runtime.logs import flush_suppressed, reopen_log_files
 from daemon.runtime.metrics import MetricsServer, read_sample
+from daemon.runtime.monitor import FlowLog, Monitor
 from daemon.runtime.pacing_store import PACING_FILE, PacingStore
 from daemon.runtime.statedir import secure_state_dir
 from daemon.runtime.systemd import Notifier
@@ -50,49 +55,10 @@ TRADING_STOP_S = 12.0
 COMPONENTS_STOP_S = 5.0
 LAG_PROBE_S = 0.25
 MAX_HEALTHY_LAG_S = 1.0
-FLOW_LOG_EVERY_S = 10.0
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69  # the shutdown policy could not be carried out and confirmed at the broker
 JOURNAL_FILE = "journal.sqlite"
 THROTTLE_WINDOW_S = 1.25
-
-
-class FlowLog:
-    """A summary of the order flow every few seconds, and rejected ticks at a bounded rate."""
-
-    def __init__(self, flow: OrderFlow, every_s: float = FLOW_LOG_EVERY_S) -> None:
-        self.flow = flow
-        self.every_s = every_s
-        self._last_log = -1e18
-        self._trades = 0
-
-    def maybe_log(self, now: float) -> None:
-        if now - self._last_log < self.every_s:
-            return
-        self._last_log = now
-        state = self.flow.state()
-        f = state.features
-        log.info(
-            "flow",
-            health=state.health.value,
-            trades=state.trades - self._trades,
-            last=f.last,
-            cvd=f.cvd_session,
-            vwap=None if f.vwap is None else round(f.vwap, 2),
-            session_volume=f.session_volume,
-            partial=f.session_partial,
-        )
-        self._trades = state.trades
-
-    @staticmethod
-    def rejected(reason: Reason, event: object) -> None:
-        log.warning(
-            "tick_rejected",
-            reason=reason.value,
-            tick=repr(event),
-            rate_limited=True,
-            rate_key=reason.value,
-        )
 
 
 class Supervisor:
@@ -132,7 +98,6 @@ class Supervisor:
             on_bar=self._on_bar,
             on_reject=FlowLog.rejected,
         )
-        self.flow_log = FlowLog(self.flow)
         self.warm_start = WarmStart(self.conn, self.flow, settings.data)
         self.market = MarketData(
             self.conn,
@@ -164,7 +129,6 @@ class Supervisor:
                 self.conn.status, self.market.stats, self.flow, self.lag_histogram, self.trader
             ),
         )
-        self._calendar: SessionCalendar | None = None
         self.status_path = Path(settings.paths.state_dir) / status_mod.STATUS_FILE
         self.loop_lag = 0.0
         self.lag_histogram = status_mod.LoopLagHistogram()
@@ -172,16 +136,29 @@ class Supervisor:
         self.conn.on_disconnect(heap.collect_soon)
         self._stop = asyncio.Event()
         self._stop_reason = ""
+        self._trading_stopped = False
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._started_wall = time.time()
         self._started_mono = clock()
-        self._last_ping = -1e18
-        self._last_line = 0.0
+        self.monitor = Monitor(
+            self.market,
+            self.flow,
+            self.schedule,
+            self.trader,
+            self.finished_trades,
+            self.ib,
+            self.notifier,
+            interval_s=settings.status.interval_s,
+            write_status=self.write_status,
+            healthy=self.healthy,
+            debug=debug,
+            clock=clock,
+        )
 
     def _on_market(self, ev: Any) -> None:
         self.recorder.add(ev)
         if self.trader is not None:
-            self.trader.on_event(ev)
+            self.trader.feed.on_event(ev)
         else:
             self.flow.on_event(ev)
 
@@ -197,7 +174,7 @@ class Supervisor:
 
     def _on_bar(self, bar: Any) -> None:
         if self.trader is not None:
-            self.trader.on_bar(bar)
+            self.trader.feed.on_bar(bar)
 
     async def _command(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         """The control channel: halt / resume / flatten / status."""
@@ -205,6 +182,8 @@ class Supervisor:
             return {"ok": True, **self.write_status()}
         if self.trader is None:
             return {"ok": False, "error": "trading is disabled (trading.enabled = false)"}
+        if self._trading_stopped:
+            return {"ok": False, "error": "orderflowd is stopping: its shutdown policy has run"}
         reply = await self.trader.command(cmd, args)
         self.write_status()
         return reply
@@ -228,9 +207,8 @@ class Supervisor:
             # logrotate's "reopen your log file"; never death, not even when the terminal of
             # a foreground run goes away (the positions it manages are still there).
             loop.add_signal_handler(signal.SIGHUP, reopen_log_files)
-        await self.control.start()
-        self.recorder.start()
-        self.metrics.start()  # logs and carries on when it cannot listen
+        lifecycle = Lifecycle(self._components())
+        await lifecycle.start()
         self.notifier.notify("READY=1", f"STATUS={self._line()}")
         log.info(
             "started",
@@ -238,11 +216,6 @@ class Supervisor:
             ports=list(self.settings.ib.candidate_ports),
             client_id=self.settings.ib.client_id,
         )
-        self._tasks = {
-            "connection": asyncio.create_task(self.conn.run(), name="connection"),
-            "monitor": asyncio.create_task(self._monitor(), name="monitor"),
-            "loop_lag": asyncio.create_task(self._measure_lag(), name="loop_lag"),
-        }
         if self.exit_after is not None:
             loop.call_later(self.exit_after, self.request_stop, "exit_after")
         stopper = asyncio.create_task(self._stop.wait())
@@ -250,11 +223,46 @@ class Supervisor:
             {stopper, *self._tasks.values()}, return_when=asyncio.FIRST_COMPLETED
         )
         code = self._exit_code(done - {stopper})
-        policy_done = await self._shutdown()
+        policy_done = await self._shutdown(lifecycle)
         stopper.cancel()
         if code == 0 and not policy_done:
             return EX_UNAVAILABLE
         return code
+
+    def _components(self) -> list[Component]:
+        """Everything the supervisor runs, in start order; `Lifecycle` stops them in reverse.
+
+        The control socket starts first: it is also what refuses a second daemon on this state
+        directory, before anything else of it runs. The trading policy stops first, on its own
+        budget, while the connection, the market data and the monitor (status.json, the
+        watchdog) still run; everything else shares one budget after it.
+        """
+        rest = Budget(COMPONENTS_STOP_S)
+        journal = self.journal
+        components = [Component("journal", None, journal.close, rest)] if journal else []
+        components += [
+            Component("control", self.control.start, self.control.stop, rest),
+            Component("status", None, self.write_status, rest),  # the last status.json
+            supervised("loop_lag", self._measure_lag, self._tasks, rest),
+            supervised("monitor", self.monitor.run, self._tasks, rest),
+            supervised("connection", self.conn.run, self._tasks, rest, self.conn.stop),
+            Component("recorder", self.recorder.start, self.recorder.close, rest),
+            Component("market", None, self.market.stop, rest),
+            Component("warm_start", None, self.warm_start.stop, rest),
+            Component("metrics", self.metrics.start, self.metrics.stop, rest),
+        ]
+        if self.trader is not None:
+            trading = Budget(TRADING_STOP_S + 1.0)
+            components.append(Component("trading", None, self._stop_trading, trading))
+        return components
+
+    async def _stop_trading(self) -> bool:
+        """The shutdown policy (see `operator`); the operator's commands end with it."""
+        assert self.trader is not None
+        try:
+            return await self.trader.shutdown(TRADING_STOP_S)
+        finally:
+            self._trading_stopped = True
 
     def _exit_code(self, ended: set[asyncio.Task[Any]]) -> int:
         for task in ended:
@@ -274,102 +282,22 @@ class Supervisor:
             return EX_SOFTWARE
         return 0
 
-    async def _shutdown(self) -> bool:
+    async def _shutdown(self, lifecycle: Lifecycle) -> bool:
         """Stop every component in reverse order, each whatever the others did; False when the
         trading shutdown policy could not be carried out and confirmed."""
         self.notifier.notify("STOPPING=1", "STATUS=stopping")
         log.info("stopping", reason=self._stop_reason or "component ended")
-
-        trader = self.trader
-        if trader is not None:
-            policy_done = await _step(
-                "trading", lambda: trader.shutdown(TRADING_STOP_S), TRADING_STOP_S + 1.0
-            )
-        else:
-            policy_done = True
-        deadline = asyncio.get_running_loop().time() + COMPONENTS_STOP_S
-        for name, step in (
-            ("control", self.control.stop),
-            ("metrics", self.metrics.stop),
-            ("warm_start", self.warm_start.stop),
-            ("market", self.market.stop),
-            ("recorder", self.recorder.close),
-            ("connection", self.conn.stop),
-        ):
-            left = deadline - asyncio.get_running_loop().time()
-            await _step(name, step, max(0.1, left))
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        self.write_status()
-        if self.journal is not None:
-            self.journal.close()
+        stopped = await lifecycle.stop()
+        policy_done = stopped.get("trading", True)
         flush_suppressed(force=True)
-        log.info("stopped", shutdown_policy_done=policy_done)
+        log.info(
+            "stopped",
+            shutdown_policy_done=policy_done,
+            failed=[name for name, done in stopped.items() if not done],
+        )
         return policy_done
 
     # --- supervised tasks ---
-
-    async def _monitor(self) -> None:
-        """Once per interval: market checks, status.json, STATUS=, watchdog, suppressed logs.
-
-        A step that fails is logged and the loop goes on: a full disk or a strategy that raises
-        must not end the monitor (the status would freeze and the shutdown policy be skipped).
-        """
-        interval = self.settings.status.interval_s
-        watchdog = self.notifier.watchdog_interval()
-        while True:
-            try:
-                await self.market.check()
-            except (TimeoutError, ConnectionError) as exc:
-                log.warning("market_check_failed", error=repr(exc))
-            except Exception as exc:
-                self._monitor_failed("market_check", exc)
-            try:
-                self._follow_market()
-            except Exception as exc:
-                self._monitor_failed("follow_market", exc)
-            self.finished_trades.sweep(self.ib.wrapper)
-            now = self._clock()
-            doc = self.write_status()
-            line = status_mod.status_line(doc)
-            self.notifier.notify(f"STATUS={line}")
-            if watchdog is not None and now - self._last_ping >= watchdog and self.healthy():
-                self.notifier.notify("WATCHDOG=1")
-                self._last_ping = now
-            if self.debug and now - self._last_line >= 5.0:
-                self._last_line = now
-                log.info("status", line=line)
-            self.flow_log.maybe_log(now)
-            flush_suppressed()
-            await asyncio.sleep(min(interval, watchdog) if watchdog else interval)
-
-    def _follow_market(self) -> None:
-        """Sessions from the front contract's hours; the market clock closes quiet bars."""
-        calendar = self.market.calendar
-        if calendar is not None and calendar is not self._calendar:
-            self._calendar = calendar
-            until = calendar.valid_until
-            self.schedule.update(
-                calendar.trading_spans(),
-                calendar.liquid_spans(),
-                None if until is None else until.timestamp(),
-            )
-        if self.market.contract is not None:
-            now = self.market.market_now().timestamp()
-            self.flow.advance(now)
-            if self.trader is not None:
-                self.trader.tick(now)
-
-    def _monitor_failed(self, step: str, exc: Exception) -> None:
-        log.error(
-            "monitor_step_failed",
-            step=step,
-            error=repr(exc),
-            exc_info=exc,
-            rate_limited=True,
-            rate_key=f"monitor_{step}",
-        )
 
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()
@@ -413,19 +341,3 @@ class Supervisor:
                 "status_write_failed", path=str(self.status_path), error=str(exc), rate_limited=True
             )
         return doc
-
-
-async def _step(name: str, step: Callable[[], Awaitable[Any]], seconds: float) -> bool:
-    """One shutdown step within ``seconds``: its result (a step returning None counts as
-    done), or False logged."""
-    try:
-        result = await asyncio.wait_for(step(), seconds)
-    except TimeoutError:
-        log.error("shutdown_step_timeout", step=name, seconds=round(seconds, 1))
-        return False
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.error("shutdown_step_failed", step=name, error=repr(exc), exc_info=exc)
-        return False
-    return result is not False

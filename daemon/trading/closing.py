@@ -218,7 +218,7 @@ class Closer:
     def reserve_exit(self, action: Side, quantity: int) -> Callable[[object], None]:
         """Count an exit as on its way from now (before its task first runs: a second intent
         in the same decoder pass must see it); the callback releases it."""
-        signed = -action.sign * quantity  # as Trader.exiting() counts: + closes a long
+        signed = -action.sign * quantity  # as Dispatcher.exiting() counts: + closes a long
         self.pending_exits += signed
 
         def release(_: object) -> None:

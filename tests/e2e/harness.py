@@ -89,7 +89,7 @@ class Daemon:
 
     async def ready(self, market: Market) -> None:
         """Connected, reconciled, and the data OK: trades flow until the flow says so."""
-        await self.until(lambda: self.trader.reconciled and self.sup.market.stats.resubscribes)
+        await self.until(lambda: self.trader.sync.reconciled and self.sup.market.stats.resubscribes)
         await self.sup.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
         market.quote(market.bid)
         for _ in range(3):

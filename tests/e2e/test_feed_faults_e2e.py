@@ -124,7 +124,7 @@ async def test_an_oversized_frame_recycles_the_connection_at_once(
         await wake.until(
             lambda: (
                 sup.conn.ready
-                and d.trader.reconciled
+                and d.trader.sync.reconciled
                 and sup.market.stats.resubscribes > resubscribes
             )
         )

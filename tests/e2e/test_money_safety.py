@@ -43,7 +43,7 @@ async def test_a_corrected_fill_replaces_the_fill_it_corrects(
     assert [e.exec_id for e in journal.executions()] == [corrected]
     assert journal.executions()[0].price == fill.price + 1.0
     assert [(new, old.exec_id) for new, old in journal.corrections()] == [(corrected, fill.exec_id)]
-    assert d.trader.ledger.avg_price == fill.price + 1.0
+    assert d.trader.pnl.ledger.avg_price == fill.price + 1.0
     assert d.trader.risk.state is TradingState.ACTIVE  # a correction is IB's normal business
     reply = await d.trader.command("flatten", {"reason": "test"})
     assert reply["ok"], reply
@@ -97,13 +97,15 @@ async def test_another_instances_fills_are_never_adopted_nor_flattened(
     assert position(gateway) == 3
     market = Market(gateway)
     d = daemon(gateway)  # an empty journal, the same account and prefix
-    await d.until(lambda: d.trader.risk.state is TradingState.HALTED and d.trader.mismatches)
+    await d.until(lambda: d.trader.risk.state is TradingState.HALTED and d.trader.sync.mismatches)
     details = [a["detail"] for a in d.trader.status()["alarms"]]
     assert len(details) == 3  # one per order: its fill, status and open order raise one alarm
     assert all("another instance with the same prefix" in detail for detail in details)
     assert d.trader.position is None  # not trusted: strategies see no position
     assert d.trader.journal.executions() == []
-    assert "account at the broker 3, this instance's journaled fills 0" in d.trader.mismatches[0]
+    assert (
+        "account at the broker 3, this instance's journaled fills 0" in d.trader.sync.mismatches[0]
+    )
     d.trader.handle_intent(d.strategy.intent(0, entry="MKT"), market.t, None)  # even so
     await d.sup.ib.reqCurrentTimeAsync()
     assert gateway_orders(gateway) == []  # nothing sold: not ours to close
@@ -129,7 +131,7 @@ async def test_a_second_instance_with_the_same_prefix_refuses_to_start(
         paths={"state_dir": str(tmp_path / "third")},
         execution={"order_ref_prefix": "ofd2"},
     )
-    await third.until(lambda: third.trader.reconciled)  # its own prefix: welcome
+    await third.until(lambda: third.trader.sync.reconciled)  # its own prefix: welcome
 
 
 @pytest.mark.parametrize(
@@ -151,7 +153,7 @@ async def test_an_absurd_fill_is_refused_and_the_true_one_counts_after_a_reconne
     reconnects = d.sup.conn.status.reconnect_count
     gateway.drop_clients()
     await d.until(
-        lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.reconciled is True
+        lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.sync.reconciled is True
     )
     [row] = d.trader.journal.executions()  # the broker's true fill, under the same execId
     [booked] = gateway.engine.booked_executions()

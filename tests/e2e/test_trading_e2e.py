@@ -71,7 +71,7 @@ async def test_entry_is_a_complete_bracket_and_stop_and_target_cancel_each_other
     assert {e.exec_id for e in journal.executions()} == {
         e.exec_id for e in gateway.engine.executions()
     }
-    assert d.trader.day_realized == pytest.approx(3.0 * 50)
+    assert d.trader.pnl.realized == pytest.approx(3.0 * 50)
 
 
 async def test_a_burst_of_signals_never_exceeds_the_max_position(
@@ -131,8 +131,10 @@ async def test_socket_drop_between_place_and_fill_recovers_the_fill_without_dupl
     await d.until(lambda: not d.sup.conn.ready)
     market.quote(4999.75, 5000.0)  # filled while the daemon is away
     assert position(gateway) == 1
-    await d.until(lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.reconciled)
-    assert d.trader.last_reconcile["recovered_fills"] == 1
+    await d.until(
+        lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.sync.reconciled
+    )
+    assert d.trader.sync.last_reconcile["recovered_fills"] == 1
     assert d.trader.position == 1
     market.trade()
     market.trade()
@@ -257,7 +259,7 @@ async def test_a_position_the_journal_cannot_explain_halts_and_resume_adopts_it(
         )
     )
     assert d.trader.position is None  # not trusted: strategies see no position
-    assert d.trader.mismatches == [
+    assert d.trader.sync.mismatches == [
         f"position in ESZ6 (conId {d.sup.market.contract.conId}): account at the broker 1, "
         "this instance's journaled fills 0"
     ]
@@ -293,6 +295,17 @@ async def test_sigterm_follows_the_shutdown_policy(
         "flatten": (0, []),
     }[policy]
     assert (position(gateway), types) == expected
+
+
+async def test_once_the_shutdown_policy_has_run_the_operators_commands_are_refused(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    d = daemon(gateway)
+    await d.until(lambda: d.trader.sync.reconciled)
+    d.sup.request_stop("SIGTERM")
+    assert await d.wait_exit() == 0
+    reply = await d.sup._command("flatten", {"reason": "too late"})  # as the control socket would
+    assert reply == {"ok": False, "error": "orderflowd is stopping: its shutdown policy has run"}
 
 
 async def test_an_exit_moves_the_target_once_however_often_it_is_asked(
@@ -341,8 +354,8 @@ async def test_orders_journaled_but_never_sent_are_abandoned_not_sent(
     market = Market(gateway)
     d = daemon(gateway)
     await d.ready(market)
-    assert d.trader.last_reconcile["abandoned"] == [f"{ref}-P", f"{ref}-T", f"{ref}-S"]
-    assert d.trader.last_reconcile["ok"]
+    assert d.trader.sync.last_reconcile["abandoned"] == [f"{ref}-P", f"{ref}-T", f"{ref}-S"]
+    assert d.trader.sync.last_reconcile["ok"]
     assert d.trader.journal.intent(ref).status == "abandoned"
     assert d.trader.working_entries() == 0
     assert gateway_orders(gateway) == []  # nothing was re-sent on the old intent's behalf
@@ -448,7 +461,7 @@ async def test_a_fill_recovered_at_reconnect_counts_for_its_order_so_the_exit_mo
     gateway.drop_clients(reset=True)
     await d.until(lambda: not d.sup.conn.ready)
     market.quote(4999.75, 5000.0)  # the parent fills while the daemon is away
-    await d.until(lambda: d.trader.reconciled and d.trader.position == 1)
+    await d.until(lambda: d.trader.sync.reconciled and d.trader.position == 1)
     parent = next(r for r in d.trader.executor.orders.values() if r.role is Role.ENTRY)
     assert (parent.status, parent.filled) == ("Filled", 1)
     await d.send(market, d.strategy.intent(0))
@@ -487,8 +500,10 @@ async def test_finished_brackets_leave_memory_and_a_later_word_about_them_finds_
     # executions): they are recalled from the journal, not adopted, and nothing is counted twice.
     reconnects = d.sup.conn.status.reconnect_count
     gateway.drop_clients(reset=True)
-    await d.until(lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.reconciled)
-    assert d.trader.last_reconcile["recovered_fills"] == 0
+    await d.until(
+        lambda: d.sup.conn.status.reconnect_count > reconnects and d.trader.sync.reconciled
+    )
+    assert d.trader.sync.last_reconcile["recovered_fills"] == 0
     assert finished <= set(executor.orders)
     assert d.trader.journal.events("adopt") == []
     reconnected = d.trader.journal.events("connect")[-1].data

@@ -62,3 +62,22 @@ def test_contract_hours_win_where_they_speak_and_the_rule_elsewhere() -> None:
     assert schedule.globex_at(ct("2026-12-01 09:00")) == cme_globex_at(ct("2026-12-01 09:00"))
     schedule.update([], [])
     assert schedule.globex_at(ct("2026-11-26 12:30")) == cme_globex_at(ct("2026-11-26 12:30"))
+
+
+@pytest.mark.parametrize(
+    ("at", "day"),
+    [
+        ("2026-11-19 17:00", "2026-11-20"),  # the Thursday evening opens Friday's day
+        ("2026-11-20 15:59", "2026-11-20"),
+        ("2026-11-20 16:30", "2026-11-20"),  # the daily break: the date of the time itself
+        ("2026-11-22 17:00", "2026-11-23"),  # Sunday's open is Monday's day
+        ("2026-11-21 12:00", "2026-11-21"),  # Saturday: no session
+    ],
+)
+def test_the_trading_day_is_the_date_its_session_ends_on(at: str, day: str) -> None:
+    assert SessionSchedule().trading_day(ct(at)) == day
+
+
+def test_the_trading_day_follows_the_contract_hours() -> None:
+    schedule = SessionSchedule([(ct("2026-11-25 17:00"), ct("2026-11-26 12:00"))])
+    assert schedule.trading_day(ct("2026-11-25 18:00")) == "2026-11-26"

@@ -147,12 +147,12 @@ async def test_flow_orders_position_and_refusals_match_the_daemon(
     assert by_label(m, "orderflowd_risk_refusals_total", "rule") == {"max_position": 1}
     assert value(m, "orderflowd_trading_state", state=TradingState.ACTIVE.value) == 1
     assert value(m, "orderflowd_trading_state", state="DISABLED") == 0
-    assert value(m, "orderflowd_pnl_realized_usd") == d.trader.day_realized
-    assert value(m, "orderflowd_commissions_usd") == d.trader.day_commissions
-    unrealized = d.trader.unrealized()
+    assert value(m, "orderflowd_pnl_realized_usd") == d.trader.pnl.realized
+    assert value(m, "orderflowd_commissions_usd") == d.trader.pnl.commissions
+    unrealized = d.trader.pnl.unrealized()
     assert unrealized is not None
     assert value(m, "orderflowd_pnl_unrealized_usd") == pytest.approx(unrealized)
-    assert value(m, "orderflowd_pnl_net_usd") == pytest.approx(d.trader.day_net())
+    assert value(m, "orderflowd_pnl_net_usd") == pytest.approx(d.trader.pnl.net())
 
     buckets = {s.labels["le"]: s.value for s in m["orderflowd_event_loop_lag_seconds"].samples}
     counts = list(buckets.values())[:-1]  # the +Inf bucket and _count follow the edges
@@ -193,7 +193,7 @@ async def test_an_untrusted_position_is_unknown_never_flat(
     assert value(m, "orderflowd_position_contracts") is None
     assert value(m, "orderflowd_pnl_unrealized_usd") is None  # of a position that may be gone
     assert value(m, "orderflowd_pnl_net_usd") is None
-    assert value(m, "orderflowd_pnl_realized_usd") == d.trader.day_realized  # journaled: kept
+    assert value(m, "orderflowd_pnl_realized_usd") == d.trader.pnl.realized  # journaled: kept
     assert position(gateway) == 1  # still long at the broker
 
 

@@ -1,0 +1,164 @@
+"""Intents into orders: journaled, planned, sent; a reversal waits as an explicit `Flip`.
+
+An intent gets the trading day's next ref and is committed before anything is sent. The planner
+(`core.planner`) turns it, the position and the working orders into cancels, target moves, exit
+orders and a bracket, or a `Flip` that waits until the exits and cancels it sent have ended;
+the `Dispatcher` sends each action through the risk checks. A waiting flip is looked at again
+once a second (`resume_flip`) until it goes on with its intent, expires, or is abandoned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from daemon.core.instrument import Instrument
+from daemon.core.orders import OrderType
+from daemon.core.planner import Flip, Plan, Quote, Want, heading, plan_flip, plan_intent
+from daemon.flow.extractor import FlowState, OrderFlow
+from daemon.settings import ExecutionSettings
+from daemon.trading.context import Context
+from daemon.trading.dispatch import Dispatcher
+from daemon.trading.journal import Journal
+from daemon.trading.model import EntryType, Intent, Refusal
+from daemon.trading.pnl import DayPnl
+from daemon.trading.sync import BrokerSync
+
+log = structlog.get_logger("daemon.trading.intents")
+
+__all__ = ["Intents"]
+
+
+class Intents:
+    """A strategy's (or a flatten's) intent from the journal to the broker."""
+
+    def __init__(
+        self,
+        settings: ExecutionSettings,
+        journal: Journal,
+        flow: OrderFlow,
+        sync: BrokerSync,
+        pnl: DayPnl,
+        dispatcher: Dispatcher,
+        context: Context,
+        *,
+        enabled: bool,
+        instrument: Callable[[], Instrument],
+        wall: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.flow = flow
+        self.sync = sync
+        self.pnl = pnl
+        self.dispatcher = dispatcher
+        self.context = context
+        self.enabled = enabled
+        self._instrument = instrument
+        self._wall = wall
+        self._flip: tuple[Flip, str] | None = None  # a flip waiting, and its intent's ref
+
+    def handle(self, intent: Intent, now: float, state: FlowState | None) -> None:
+        """Turn an intent into cancels, an exit or a bracket (`planner`); each order passes the
+        risk checks on its way out."""
+        if not self.enabled:
+            return
+        position = self.sync.position
+        if position is None:
+            log.info("intent_ignored", reason="position not trusted", target=intent.target)
+            return
+        book = self.dispatcher.book(position)
+        if intent.target == heading(book) and self._flip is None:
+            return
+        ref = self._journal(intent, now)
+        log.info("intent", ref=ref, target=intent.target, position=position, reason=intent.reason)
+        self._flip = None
+        plan = plan_intent(
+            _want(intent),
+            book,
+            self._quote(),
+            self._instrument(),
+            exit_through_ticks=self.settings.exit_through_ticks,
+            now=now,
+        )
+        self._carry_out(plan, ref, now, state)
+
+    def resume_flip(self, now: float) -> None:
+        """A waiting flip: wait on, give up, or go on with its intent."""
+        if self._flip is None:
+            return
+        flip, ref = self._flip
+        timeout = self.settings.entry_timeout_s
+        position = self.sync.position
+        if position is None:
+            if now - flip.since > timeout:
+                self._flip = None
+                self.journal.set_intent_status(ref, "done", "flip expired before flat")
+            return
+        plan = plan_flip(
+            flip,
+            self.dispatcher.book(position),
+            self._quote(),
+            self._instrument(),
+            exit_through_ticks=self.settings.exit_through_ticks,
+            now=now,
+            timeout_s=timeout,
+        )
+        if plan.flip is flip:
+            return  # exits and cancels still on their way
+        self._flip = None
+        if plan.detail == "exit ended before flat":
+            log.warning("flip_abandoned", ref=ref, position=position, target=flip.want.target)
+        self._carry_out(plan, ref, now, None)
+
+    def journal_closing(self, reason: str) -> str:
+        """Journal a closing intent (target flat, at market); its ref."""
+        closing = Intent(0, 0, 0, EntryType.MKT, reason=reason)
+        return self._journal(closing, self.flow.features.clock or self._wall(), "sent")
+
+    def _quote(self) -> Quote:
+        bid, ask = self.flow.features.quote
+        return Quote(bid, ask)
+
+    def _carry_out(self, plan: Plan, ref: str, now: float, state: FlowState | None) -> None:
+        """The plan's actions (see `dispatch`), then the intent's status."""
+        if not self.dispatcher.send(plan.actions, ref, self.context.risk_context(now, state)):
+            return
+        if plan.outcome == "waiting":
+            assert plan.flip is not None
+            self._flip = (plan.flip, ref)
+        elif plan.outcome == "refused":
+            rule, _, detail = plan.detail.partition(": ")
+            self.dispatcher.refused(ref, Refusal(rule, detail))
+        else:
+            self.journal.set_intent_status(ref, plan.outcome, plan.detail)
+
+    def _journal(self, intent: Intent, now: float, status: str = "new") -> str:
+        """Give the intent the day's next ref and commit it; returns the ref."""
+        self.pnl.roll(now)
+        day = self.pnl.day
+        ref = self.journal.next_intent_ref(self.settings.order_ref_prefix, day)
+        self.journal.record_intent(
+            ref,
+            time=self._wall(),
+            day=day,
+            target=intent.target,
+            entry=intent.entry.value,
+            offset_ticks=intent.offset_ticks,
+            stop_ticks=intent.stop_ticks,
+            target_ticks=intent.target_ticks,
+            reason=intent.reason,
+            status=status,
+        )
+        return ref
+
+
+def _want(intent: Intent) -> Want:
+    return Want(
+        intent.target,
+        OrderType(intent.entry.value),
+        intent.offset_ticks,
+        intent.stop_ticks,
+        intent.target_ticks,
+    )

@@ -1,0 +1,136 @@
+"""The once-a-second care of the orders and the journal, apart from the strategy's intents.
+
+`OrderUpkeep`: a position no live stop covers is reported; stops and targets whose position is
+gone are cancelled (`strays`), only while the broker's own word agrees that it is gone; entries
+older than `execution.entry_timeout_s` are cancelled, or cut to what filled. `JournalCheck`:
+every `trading.journal_check_s` the journal on disk is read back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from daemon.core.orders import Order, Role, Side
+from daemon.trading.alarms import Alarms
+from daemon.trading.closing import BrokerPositions
+from daemon.trading.execution import Executor
+from daemon.trading.journal import Journal, JournalError
+from daemon.trading.risk import RiskManager
+from daemon.trading.strays import StrayWatch, stray_children
+from daemon.trading.sync import BrokerSync
+
+log = structlog.get_logger("daemon.trading.upkeep")
+
+__all__ = ["JournalCheck", "OrderUpkeep", "unprotected"]
+
+
+def unprotected(position: int | None, live: Iterable[Order]) -> int:
+    """Contracts of ``position`` no live stop at the broker would close (0 = all covered)."""
+    if not position:
+        return 0
+    closing = Side.closing(position)
+    stops = sum(r.remaining for r in live if r.role is Role.STOP and r.action == closing)
+    return max(0, abs(position) - stops)
+
+
+class OrderUpkeep:
+    """The unprotected warning, stray cancels and entry timeouts (call while connected)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        risk: RiskManager,
+        positions: BrokerPositions,
+        sync: BrokerSync,
+        *,
+        entry_timeout_s: float,
+        closing: Callable[[], bool],  # exits on their way, or a flatten running
+        cancel: Callable[[Order, str], None],
+        record_event: Callable[..., None],
+        wall: Callable[[], float],
+    ) -> None:
+        self.executor = executor
+        self.risk = risk
+        self.positions = positions
+        self.sync = sync
+        self.entry_timeout_s = entry_timeout_s
+        self._closing = closing
+        self._cancel = cancel
+        self._event = record_event
+        self._strays = StrayWatch(wall)
+
+    def run(self, now: float) -> None:
+        """Once a second at market time ``now``, while connected."""
+        naked = unprotected(self.sync.position, self.executor.live())
+        if naked and not self._closing():
+            log.error(
+                "position_unprotected",
+                contracts=naked,
+                position=self.sync.position,
+                action="no live stop covers them at the broker: orderflowd flatten, or place one",
+                rate_limited=True,
+                rate_key="position_unprotected",
+            )
+        self._cancel_strays()
+        for rec in self.executor.live():
+            if (
+                rec.role is not Role.ENTRY
+                or now - rec.created < self.entry_timeout_s
+                or rec.perm_id is None
+            ):
+                continue
+            if rec.filled == 0:
+                self._cancel(rec, "entry timeout")
+            elif rec.quantity > rec.filled:
+                self.executor.modify(rec, quantity=rec.filled)  # keep what filled, protected
+                self.risk.record_sent(1)
+
+    def _cancel_strays(self) -> None:
+        """Cancel stops and targets whose position is gone (see `strays`) — only while the
+        broker's own word agrees that it is gone: a fill we refused or have not heard of yet
+        must not cost the position its protection."""
+        position = self.sync.position
+        if position is None or self.positions.last(self.sync.con_id()) != position:
+            return
+        live = self.executor.live()
+        for rec in self._strays.due(stray_children(live, self.executor.orders, position)):
+            log.warning(
+                "stray_order_cancelled",
+                ref=rec.ref,
+                role=rec.role.value,
+                action=rec.action,
+                remaining=rec.remaining,
+                position=position,
+            )
+            self._event("stray_cancel", ref=rec.ref, role=rec.role.value, position=position)
+            self._cancel(rec, "its position is gone")
+
+
+class JournalCheck:
+    """Is the journal on disk what this process wrote? (A damaged WAL shows only to a new
+    connection, i.e. at the next start, otherwise.)"""
+
+    def __init__(
+        self, journal: Journal, alarms: Alarms, every_s: float, wall: Callable[[], float]
+    ) -> None:
+        self.journal = journal
+        self.alarms = alarms
+        self.every_s = every_s
+        self._wall = wall
+        self._checked = wall()
+
+    def run(self) -> None:
+        """Once a second; reads the journal back every ``every_s``."""
+        wall = self._wall()
+        if wall - self._checked < self.every_s:
+            return
+        self._checked = wall
+        try:
+            problem = self.journal.check_on_disk()
+        except sqlite3.Error as exc:
+            problem = f"journal {self.journal.path} cannot be read back: {exc}"
+        if problem is not None:
+            self.alarms.journal_failed(JournalError(problem))
