@@ -101,6 +101,9 @@ class Report:
     skipped: Counter[str] = field(default_factory=Counter)
     checks: list[Check] = field(default_factory=list)
     unprotected_s: float = 0.0
+    # Each stretch with an unprotected position: (seconds into the run, how long, what the
+    # status said when it began) — the longest are printed, so a long one can be looked into.
+    unprotected_spans: list[tuple[float, float, str]] = field(default_factory=list)
     halts: Counter[str] = field(default_factory=Counter)
     operator_resumes: Counter[str] = field(default_factory=Counter)  # by fault kind
     lives: int = 0
@@ -138,21 +141,39 @@ class StatusWatch:
         self.daemon = daemon
         self.report = report
         self._halted = False
+        self._span: tuple[float, str] | None = None  # an unprotected stretch: start, first word
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        start = last = loop.time()
         while True:
             await asyncio.sleep(STATUS_INTERVAL_S)
             now = loop.time()
             trading = self.daemon.status().get("trading") or {}
             if trading.get("unprotected"):
                 self.report.unprotected_s += now - last
+                if self._span is None:
+                    self._span = (now - start, _describe_unprotected(trading))
+            elif self._span is not None:
+                began, what = self._span
+                self.report.unprotected_spans.append((began, now - start - began, what))
+                self._span = None
             halted = trading.get("state") == "HALTED"
             if halted and not self._halted:
                 self.report.halts[str(trading.get("reason"))] += 1
             self._halted = halted
             last = now
+
+
+def _describe_unprotected(trading: dict[str, Any]) -> str:
+    orders = ", ".join(
+        f"{o.get('ref')} {o.get('role')} {o.get('status')}"
+        for o in trading.get("working_orders") or []
+    )
+    return (
+        f"position {trading.get('position')}, account {trading.get('account_position')}, "
+        f"state {trading.get('state')} ({trading.get('reason')}); working: {orders or 'none'}"
+    )
 
 
 def write_config(workdir: Path, port: int) -> Path:
@@ -428,6 +449,8 @@ def format_report(report: Report, config: ChaosConfig) -> str:
         mark = "ok  " if check.ok else "FAIL"
         lines.append(f"{mark} {check.name}: {check.value} ({check.detail})")
     lines.append(f"     time with an unprotected position: {report.unprotected_s:.1f} s")
+    for began, seconds, what in sorted(report.unprotected_spans, key=lambda s: -s[1])[:3]:
+        lines.append(f"       {seconds:.1f} s from {began:.1f} s: {what}")
     halts = ", ".join(f"{r} x{n}" for r, n in report.halts.items()) or "none"
     lines.append(f"     halts: {halts}")
     resumes = ", ".join(f"{k} x{n}" for k, n in report.operator_resumes.items()) or "none"
