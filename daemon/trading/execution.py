@@ -44,6 +44,10 @@ _CANCELLED = 202
 # Answers to a cancel or modify that came too late: the order was already done (a fill or a
 # cancel crossed our request on the wire). The order itself was never refused.
 _TOO_LATE_CODES = frozenset({103, 104, 135, 161, 10147, 10148})
+# Those of them that name the state the order is in at the broker ("Can't modify a filled
+# order", "cannot be cancelled, state: Filled"): the broker has the order, whether or not its
+# acknowledgement ever reached us, so they are never a refusal of the order itself.
+_DONE_AT_BROKER_CODES = frozenset({104, 161, 10148})
 _REJECT_CODES = frozenset(
     {103, 104, 105, 110, 135, 161, 200, 201, 203, 321, 382, 383, 10147, 10148}
 )
@@ -710,9 +714,17 @@ class Executor:
             asked = rec.ref in self._cancel_asked or rec.parent_ref in self._cancel_asked
             log.info("order_cancelled", ref=rec.ref, asked=asked, message=message)
             return
-        if rec.perm_id is not None and code in _TOO_LATE_CODES:
-            # Acknowledged before, so this answered a modify or cancel of it, not the order.
-            log.info("order_request_too_late", ref=rec.ref, code=code, message=message)
+        if (rec.perm_id is not None and code in _TOO_LATE_CODES) or code in _DONE_AT_BROKER_CODES:
+            # Acknowledged before (or the broker names its state), so this answered a modify or
+            # cancel of it, not the order. What it became is for the broker's own word to say:
+            # the position check (`upkeep`) asks again when our position and the broker's differ.
+            log.info(
+                "order_request_too_late",
+                ref=rec.ref,
+                code=code,
+                message=message,
+                acknowledged=rec.perm_id is not None,
+            )
             self.journal.record_event(
                 "too_late", self._wall(), ref=rec.ref, code=code, message=message
             )
