@@ -412,6 +412,47 @@ _FIXES = {
 FIXES: Mapping[int, str] = MappingProxyType(_FIXES)
 """What an operator does about a code, where it needs a person (used by `orderflowd doctor`)."""
 
+# --- the code sets the daemon acts on, by owner (`daemon.broker.ib.errors` routes by reqId) ---
+
+CLIENT_ID_IN_USE = 326  # the connection: the attempt ends, the same id is tried again
+CONNECTIVITY_LOST = 1100  # the connection: DEGRADED
+RESTORED_DATA_LOST = 1101  # the connection: resubscribe
+RESTORED_DATA_KEPT = 1102  # the connection: verify freshness
+SOCKET_PORT_RESET = 1300  # the connection: recycle
+ORDER_CANCELLED = 202  # an order: cancelled (by us, an OCA sibling, or IB)
+READ_ONLY_API = 321
+DELAYED_DATA = 10167
+
+FARMS: Mapping[int, str] = MappingProxyType(
+    {2103: "market_data", 2104: "market_data", 2108: "market_data", 2119: "market_data"}
+    | {2105: "historical", 2106: "historical", 2107: "historical"}
+    | {2157: "secdef", 2158: "secdef"}
+)
+"""Farm messages (data health, not the order connection), by code: the farm they are about."""
+MARKET_DATA_FARMS = frozenset(code for code, farm in FARMS.items() if farm == "market_data")
+MARKET_DATA_FARM_UP = frozenset({2104, 2108})  # connected, or idle but available
+MARKET_DATA_FARM_DOWN = frozenset({2103, 2119})  # broken, or still connecting
+OWN_EVENT = frozenset({*FARMS, CONNECTIVITY_LOST, RESTORED_DATA_LOST, RESTORED_DATA_KEPT, 202})
+"""Codes logged by an event of their own (`farm_status`, `ib_connectivity_*`, `order_cancelled`)
+instead of `tws_message`."""
+
+TICK_BY_TICK_REFUSALS = frozenset({10189, 10190, 354, 10089})
+"""A market-data subscription refused: tick-by-tick falls back to reqMktData (snapshots)."""
+NO_SUBSCRIPTION = frozenset({354, 10089})  # no real-time subscription for the contract
+MARKET_DATA_REFUSALS = frozenset({*NO_SUBSCRIPTION, DELAYED_DATA, 10197})
+"""No usable real-time data for the login (the doctor fails the check)."""
+
+ORDER_TOO_LATE = frozenset({103, 104, 135, 161, 10147, 10148})
+"""Answers to a cancel or modify of an acknowledged order that came too late: a fill or a
+cancel crossed the request on the wire; the order itself was never refused."""
+ORDER_REJECTS = frozenset(
+    {103, 104, 105, 110, 135, 161, 200, 201, 203, READ_ONLY_API, 382, 383, 10147, 10148}
+)
+"""An order (or its modify) refused."""
+
+_REQUEST_NOTICES = frozenset({165})  # HMDS messages: the request goes on
+
+
 # ib_async's wrapper.error() warning set; 110 is an error there for what-if requests and for
 # orders still PendingSubmit, which this default classification cannot know.
 _IB_ASYNC_WARNINGS = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
@@ -439,6 +480,11 @@ def lookup(code: int) -> TwsCode:
 def is_farm(code: int) -> bool:
     """Whether `code` reports a data farm's state (data health, not the order connection)."""
     return lookup(code).category is Category.FARM
+
+
+def is_request_notice(code: int) -> bool:
+    """Whether `code` about a request is a notice that does not end it (farms, 165)."""
+    return code in _REQUEST_NOTICES or _in_warning_range(code)
 
 
 def is_connectivity(code: int) -> bool:

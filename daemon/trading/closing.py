@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from ib_async import IB
 
+from daemon.broker.ib.client import IbClient
+from daemon.core.gateway import Position
 from daemon.core.orders import Role, Side, Status
 from daemon.trading.execution import Executor
 from daemon.trading.journal import JournalError
@@ -30,26 +31,26 @@ __all__ = ["BrokerPositions", "Closer", "FlattenResult"]
 
 class BrokerPositions:
     """The broker's positions, asked again: one request at a time, and never while an earlier
-    one is unanswered (ib_async keys the request by name: a late answer would otherwise
-    complete the next request with old positions)."""
+    one is unanswered (the client library keys the request by name: a late answer would
+    otherwise complete the next request with old positions)."""
 
-    def __init__(self, ib: IB, account: Callable[[], str]) -> None:
-        self.ib = ib
+    def __init__(self, client: IbClient, account: Callable[[], str]) -> None:
+        self.client = client
         self._account = account
         self._lock = asyncio.Lock()
-        self._unanswered: asyncio.Future[list[Any]] | None = None
+        self._unanswered: asyncio.Future[list[Position]] | None = None
 
-    async def request(self, seconds: float) -> list[Any] | None:
+    async def request(self, seconds: float) -> list[Position] | None:
         """Every position of the login, fresh from the broker, the last word per account and
         contract (updates pushed during the request are in the answer too); None when the
         broker did not answer within ``seconds``."""
-        if not self.ib.isConnected():
+        if not self.client.connected:
             return None
         async with self._lock:
             if self.unanswered:
                 log.warning("positions_unanswered", reason="an earlier request is unanswered")
                 return None
-            answer: asyncio.Future[list[Any]] = asyncio.ensure_future(self.ib.reqPositionsAsync())
+            answer = asyncio.ensure_future(self.client.positions())
             try:
                 positions = await asyncio.wait_for(asyncio.shield(answer), seconds)
             except (TimeoutError, ConnectionError) as exc:
@@ -57,9 +58,9 @@ class BrokerPositions:
                 answer.add_done_callback(lambda f: f.cancelled() or f.exception())
                 log.warning("positions_unanswered", seconds=seconds, error=type(exc).__name__)
                 return None
-        latest: dict[tuple[str, int], Any] = {}
+        latest: dict[tuple[str, int], Position] = {}
         for p in positions:
-            latest[(p.account, p.contract.conId)] = p
+            latest[(p.account, p.con_id)] = p
         return list(latest.values())
 
     @property
@@ -78,16 +79,16 @@ class BrokerPositions:
 
     def last(self, con_id: int | None) -> int | None:
         """The account's position in ``con_id`` as last pushed by the broker (no request)."""
-        if con_id is None or not self.ib.isConnected():
+        if con_id is None or not self.client.connected:
             return None
-        return self._sum(self.ib.positions(), con_id)
+        return self._sum(self.client.last_positions(), con_id)
 
-    def _sum(self, positions: list[Any], con_id: int) -> int:
+    def _sum(self, positions: list[Position], con_id: int) -> int:
         account = self._account()
         return sum(
-            int(p.position)
+            int(p.quantity)
             for p in positions
-            if p.contract.conId == con_id and (not account or p.account == account)
+            if p.con_id == con_id and (not account or p.account == account)
         )
 
 

@@ -75,8 +75,9 @@ class Trader:
         self.alarms = Alarms(  # an alarm cancels entries (through the operator, built below)
             self.risk, self._event, lambda: self.operator.cancel_entries_soon("alarm"), wall
         )
+        gateway = conn.client.orders
         self.executor = Executor(
-            conn.ib,
+            gateway,
             journal,
             execution,
             on_fill=self._on_fill,
@@ -93,7 +94,7 @@ class Trader:
             day_of=schedule.trading_day,
             wall=wall,
         )
-        self.positions = BrokerPositions(conn.ib, lambda: conn.account or "")
+        self.positions = BrokerPositions(conn.client, lambda: conn.account or "")
         # The closer calls back into parts that need it first: its lambdas find them when run.
         self.closer = Closer(
             self.executor,
@@ -113,7 +114,7 @@ class Trader:
         self.pnl = DayPnl(
             journal,
             schedule,
-            con_id=lambda: None if market.contract is None else market.contract.conId,
+            con_id=lambda: market.con_id,
             instrument=lambda: market.instrument,
             mark=lambda: flow.features.last_price,
             on_new_day=self.risk.new_day,
@@ -131,7 +132,8 @@ class Trader:
             self.changes,
             symbol=settings.instrument.symbol,
             wait_s=execution.reconcile_timeout_s,
-            contract=lambda: market.contract,
+            contract=lambda: market.front,
+            route=gateway.route,
             record_event=self._event,
             wall=wall,
         )

@@ -81,7 +81,7 @@ class Daemon:
         turn asks the gateway the time, whose answer is a read that wakes the next check."""
         async with asyncio.timeout(limit):
             while not predicate():
-                await self.sup.ib.reqCurrentTimeAsync()
+                await self.sup.client.ib.reqCurrentTimeAsync()
 
     async def wait_exit(self, limit: float = WAIT) -> int:
         """The supervisor's exit code, once it ends by itself."""
@@ -90,7 +90,7 @@ class Daemon:
     async def ready(self, market: Market) -> None:
         """Connected, reconciled, and the data OK: trades flow until the flow says so."""
         await self.until(lambda: self.trader.sync.reconciled and self.sup.market.stats.resubscribes)
-        await self.sup.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
+        await self.sup.client.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
         market.quote(market.bid)
         for _ in range(3):
             market.trade()

@@ -107,7 +107,7 @@ async def test_another_instances_fills_are_never_adopted_nor_flattened(
         "account at the broker 3, this instance's journaled fills 0" in d.trader.sync.mismatches[0]
     )
     d.trader.handle_intent(d.strategy.intent(0, entry="MKT"), market.t, None)  # even so
-    await d.sup.ib.reqCurrentTimeAsync()
+    await d.sup.client.ib.reqCurrentTimeAsync()
     assert gateway_orders(gateway) == []  # nothing sold: not ours to close
     assert position(gateway) == 3
 
