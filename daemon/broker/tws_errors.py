@@ -445,6 +445,10 @@ MARKET_DATA_REFUSALS = frozenset({*NO_SUBSCRIPTION, DELAYED_DATA, 10197})
 ORDER_TOO_LATE = frozenset({103, 104, 135, 161, 10147, 10148})
 """Answers to a cancel or modify of an acknowledged order that came too late: a fill or a
 cancel crossed the request on the wire; the order itself was never refused."""
+ORDER_DONE_AT_BROKER = frozenset({104, 161, 10148})
+"""Those that name the order's state at the broker ("Can't modify a filled order", "cannot be
+cancelled, state: Filled"): the broker has the order, whether or not its acknowledgement ever
+reached us, so they are too late even for an order never acknowledged, never its refusal."""
 ORDER_REJECTS = frozenset(
     {103, 104, 105, 110, 135, 161, 200, 201, 203, READ_ONLY_API, 382, 383, 10147, 10148}
 )

@@ -72,6 +72,7 @@ class Context:
         return RiskContext(
             now=now,
             position=self.sync.position,
+            broker_position=self.sync.broker_position(),
             working_entries=self.dispatcher.working_entries(),
             working_orders=sum(
                 1 for r in self.executor.live() if r.status is not Status.JOURNALED or r.perm_id

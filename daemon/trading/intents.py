@@ -96,6 +96,9 @@ class Intents:
                 self._flip = None
                 self.journal.set_intent_status(ref, "done", "flip expired before flat")
             return
+        broker = self.sync.broker_position()
+        if broker is not None and broker != position and now - flip.since <= timeout:
+            return  # a fill one side has not heard of yet: its entry would be refused now
         plan = plan_flip(
             flip,
             self.dispatcher.book(position),

@@ -341,9 +341,20 @@ class OrderReceiver:
             was_asked = rec.ref in asked or rec.parent_ref in asked
             log.info("order_cancelled", ref=rec.ref, asked=was_asked, message=message)
             return
-        if rec.perm_id is not None and code in tws_errors.ORDER_TOO_LATE:
-            # Acknowledged before, so this answered a modify or cancel of it, not the order.
-            log.info("order_request_too_late", ref=rec.ref, code=code, message=message)
+        acknowledged = rec.perm_id is not None
+        if (acknowledged and code in tws_errors.ORDER_TOO_LATE) or (
+            code in tws_errors.ORDER_DONE_AT_BROKER
+        ):
+            # Acknowledged before (or the broker names its state), so this answered a modify or
+            # cancel of it, not the order. What it became is for the broker's own word to say:
+            # the position check (`upkeep`) asks again when our position and the broker's differ.
+            log.info(
+                "order_request_too_late",
+                ref=rec.ref,
+                code=code,
+                message=message,
+                acknowledged=acknowledged,
+            )
             self.journal.record_event(
                 "too_late", self._wall(), ref=rec.ref, code=code, message=message
             )

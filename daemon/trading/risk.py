@@ -86,6 +86,7 @@ class RiskContext:
 
     now: float  # market time, epoch seconds (UTC)
     position: int | None  # signed; None = not trusted (not reconciled)
+    broker_position: int | None  # the account's, as the broker last pushed it; None = unknown
     working_entries: int  # signed contracts in entries sent and not yet filled
     working_orders: int  # orders working at the broker (all roles)
     bid: float | None
@@ -305,6 +306,12 @@ class RiskManager:
         s = self._settings
         if ctx.health is not Health.OK:
             return Refusal("data_health", f"data health {ctx.health}")
+        if ctx.broker_position is not None and ctx.broker_position != position:
+            # A fill (or its correction) one of us has not heard of yet: never size from it.
+            return Refusal(
+                "position_unconfirmed",
+                f"our position {position}, the broker's {ctx.broker_position}",
+            )
         if order.quantity > s.max_order_size:
             return Refusal("max_order_size", f"quantity {order.quantity} > max {s.max_order_size}")
         after = position + ctx.working_entries + order.signed_quantity

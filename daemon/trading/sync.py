@@ -96,6 +96,11 @@ class BrokerSync:
     def position_of(self, con_id: int) -> int:
         return self.pnl.journaled(con_id) + self.offsets.get(con_id, 0)
 
+    def broker_position(self) -> int | None:
+        """The account's position in the front contract as the broker last pushed it (None:
+        not connected, or the contract not known yet)."""
+        return self.positions.last(self.con_id())
+
     def con_id(self) -> int | None:
         """The front contract's id, once known."""
         contract = self._contract()

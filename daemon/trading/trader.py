@@ -41,7 +41,7 @@ from daemon.trading.status import TradingStatus
 from daemon.trading.strategy import Strategy
 from daemon.trading.sync import BrokerSync
 from daemon.trading.tasks import Background, Changes
-from daemon.trading.upkeep import JournalCheck, OrderUpkeep, unprotected
+from daemon.trading.upkeep import JournalCheck, OrderUpkeep, PositionWatch, unprotected
 
 _ACCEPTED = frozenset({Status.PRE_SUBMITTED, Status.SUBMITTED, Status.FILLED})
 
@@ -188,6 +188,7 @@ class Trader:
             record_event=self._event,
             wall=wall,
         )
+        self.position_watch = PositionWatch(self.sync, self.background.spawn, self._event, wall)
         self.journal_check = JournalCheck(
             journal, self.alarms, settings.trading.journal_check_s, wall
         )
@@ -289,6 +290,7 @@ class Trader:
         if not self.conn.ready:
             return
         self.upkeep.run(now)
+        self.position_watch.run()
         self.intents.resume_flip(now)
 
     def _pnl_tick(self) -> None:

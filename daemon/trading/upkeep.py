@@ -3,13 +3,16 @@
 `OrderUpkeep`: a position no live stop covers is reported; stops and targets whose position is
 gone are cancelled (`strays`), only while the broker's own word agrees that it is gone; entries
 older than `execution.entry_timeout_s` are cancelled, or cut to what filled. `JournalCheck`:
-every `trading.journal_check_s` the journal on disk is read back.
+every `trading.journal_check_s` the journal on disk is read back. `PositionWatch`: our position
+and the one the broker pushes must agree; a difference that outlasts a few seconds (a fill, a
+correction or a status one side never heard of) makes ours untrusted and asks the broker again.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 import structlog
 
@@ -24,7 +27,10 @@ from daemon.trading.sync import BrokerSync
 
 log = structlog.get_logger("daemon.trading.upkeep")
 
-__all__ = ["JournalCheck", "OrderUpkeep", "unprotected"]
+__all__ = ["JournalCheck", "OrderUpkeep", "PositionWatch", "unprotected"]
+
+POSITION_GRACE_S = 3.0  # wall seconds a fill may take to reach both our count and the broker's
+RECHECK_AGAIN_S = 30.0  # wall seconds between two reconciles started by a difference
 
 
 def unprotected(position: int | None, live: Iterable[Order]) -> int:
@@ -134,3 +140,61 @@ class JournalCheck:
             problem = f"journal {self.journal.path} cannot be read back: {exc}"
         if problem is not None:
             self.alarms.journal_failed(JournalError(problem))
+
+
+class PositionWatch:
+    """Our trusted position against the account's as the broker last pushed it.
+
+    A fill is counted by us from its execution and by the broker in its position message; both
+    arrive within moments. When they still differ after ``grace_s`` (an execution or its
+    correction withheld, a status lost), ours is not trusted any more: the difference is logged
+    and journaled with both figures, and the broker is asked again (`BrokerSync.recheck`:
+    executions, orders, positions). Its answer decides: a fill recovered makes them agree and
+    trading goes on; a difference that remains halts trading as a reconcile mismatch. Entries
+    are refused meanwhile (`risk`: position_unconfirmed).
+    """
+
+    def __init__(
+        self,
+        sync: BrokerSync,
+        spawn: Callable[[Coroutine[Any, Any, Any]], Any],
+        record_event: Callable[..., None],
+        wall: Callable[[], float],
+        *,
+        grace_s: float = POSITION_GRACE_S,
+        again_s: float = RECHECK_AGAIN_S,
+    ) -> None:
+        self.sync = sync
+        self._spawn = spawn
+        self._event = record_event
+        self._wall = wall
+        self.grace_s = grace_s
+        self.again_s = again_s
+        self._since: float | None = None  # wall time the current difference was first seen
+        self._last_recheck = -float("inf")
+        self.rechecks = 0
+
+    def run(self) -> None:
+        """Once a second, while connected."""
+        ours, broker = self.sync.position, self.sync.broker_position()
+        if ours is None or broker is None or ours == broker:
+            self._since = None
+            return
+        wall = self._wall()
+        if self._since is None:
+            self._since = wall
+        lasted = wall - self._since
+        if lasted < self.grace_s or wall - self._last_recheck < self.again_s:
+            return
+        log.warning(
+            "position_differs",
+            ours=ours,
+            broker=broker,
+            seconds=round(lasted, 1),
+            action="entries refused; asking the broker again for executions, orders, positions",
+        )
+        self._event("position_differs", ours=ours, broker=broker, seconds=round(lasted, 1))
+        self._since = None
+        self._last_recheck = wall
+        self.rechecks += 1
+        self._spawn(self.sync.recheck())

@@ -34,8 +34,8 @@ REQUESTS: dict[int, Request] = {
     for r in (
         Request(1, "REQ_MKT_DATA", _D, f"ticks every 250 ms, 81, 58; {_UNKNOWN}; 354/10089/10167"),
         Request(2, "CANCEL_MKT_DATA", _N, "-"),
-        Request(3, "PLACE_ORDER", _D, "5, 3, 11, 59; 321, 200, 103, 110, 201"),
-        Request(4, "CANCEL_ORDER", _D, "3 Cancelled, 202; 10147 unknown order"),
+        Request(3, "PLACE_ORDER", _D, "5, 3, 11, 59; 321, 200, 103, 104, 110, 201, 334, 387, 391"),
+        Request(4, "CANCEL_ORDER", _D, "3 Cancelled, 202; 10148 done order; 10147 unknown order"),
         Request(5, "REQ_OPEN_ORDERS", _D, "5, 3 per order, 53"),
         Request(6, "REQ_ACCT_DATA", _D, "6, 7, 8, 54"),
         Request(7, "REQ_EXECUTIONS", _D, "11, 59 per fill, 55"),

@@ -7,11 +7,13 @@ the gateway's book (orders, booked executions, positions) is the judge.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from daemon.core.orders import Role, Status
 from daemon.trading.model import Intent, TradingState
 from ibsim.gateway import Gateway
 from ibsim.model import OrderType, Side
@@ -266,3 +268,68 @@ async def test_an_alarm_cancels_the_entries_not_filled_yet(
     )  # fmt: skip
     await d.until(lambda: d.trader.risk.state is TradingState.HALTED and not live(gateway))
     assert position(gateway) == 0  # the entry can no longer fill while nobody trades
+
+
+async def test_a_fill_nobody_told_us_of_is_found_by_asking_the_broker_again(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    """The chaos run's finding: every answer about an entry withheld, so only the broker's
+    position says it filled. A cancel of it is answered 10148 ("state: Filled"): never taken
+    as a refusal of the order (it would leave the entry's 1 lot out of every count, and the next
+    entry would make 2); and once our position and the broker's have differed past the grace,
+    the broker is asked again and its executions decide."""
+    market = Market(gateway)
+    d = daemon(gateway)
+    await d.ready(market)
+    watch = d.trader.position_watch
+    watch.grace_s = math.inf  # first, what happens while the two differ
+    answers = ["execution", "order_status", "open_order", "commission_report"]
+    gateway.delay_messages(answers, 3600.0, withhold=True)
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.prodding(lambda: d.trader.sync.broker_position() == 1)
+    assert position(gateway) == 1
+    assert d.trader.position == 0  # not one word about the fill reached us
+    gateway.release_messages()  # what was withheld is gone
+    sent = len(gateway_orders(gateway))
+    await d.send(market, d.strategy.intent(0))  # cancels the entry: too late, it filled
+    await d.until(lambda: bool(d.trader.journal.events("too_late")))
+    [late] = d.trader.journal.events("too_late")
+    assert late.data["code"] == 10148
+    [entry] = [r for r in d.trader.executor.orders.values() if r.role is Role.ENTRY]
+    assert entry.status is not Status.INACTIVE  # the broker has it: not refused
+    await d.send(market, d.strategy.intent(1, entry="MKT"), d.strategy.intent(-1, entry="MKT"))
+    await d.sup.ib.reqCurrentTimeAsync()  # anything sent for them has reached the gateway
+    assert len(gateway_orders(gateway)) == sent  # nothing sized from our count of 0
+    assert position(gateway) == 1
+    watch.grace_s = 0.0
+    await d.prodding(lambda: watch.rechecks == 1 and d.trader.sync.reconciled)
+    [differs] = d.trader.journal.events("position_differs")
+    assert (differs.data["ours"], differs.data["broker"]) == (0, 1)
+    assert d.trader.position == 1 == position(gateway)  # the broker's executions decided
+    [row] = d.trader.journal.executions()
+    [booked] = gateway.engine.booked_executions()
+    assert row.exec_id == booked.exec_id
+    assert d.trader.risk.state is TradingState.ACTIVE  # found, accounted for: no person needed
+
+
+async def test_no_entry_is_sized_from_a_position_the_broker_does_not_confirm(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    """The entry's executions withheld, its statuses not: filled by the broker's word, 0 by our
+    count of executions. The next entry would make the broker's position 2: refused."""
+    market = Market(gateway)
+    d = daemon(gateway, risk={"max_position": 2})
+    d.trader.position_watch.grace_s = math.inf
+    await d.ready(market)
+    gateway.delay_messages(["execution", "commission_report"], 3600.0, withhold=True)
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.prodding(
+        lambda: d.trader.sync.broker_position() == 1 and len(d.trader.executor.live()) == 2
+    )
+    assert d.trader.position == 0
+    sent = len(gateway_orders(gateway))
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    await d.sup.ib.reqCurrentTimeAsync()
+    assert d.trader.risk.refusals["position_unconfirmed"] == 1
+    assert len(gateway_orders(gateway)) == sent
+    assert position(gateway) == 1

@@ -36,6 +36,7 @@ def ctx(**overrides: Any) -> RiskContext:
     base = RiskContext(
         now=NOON,
         position=0,
+        broker_position=0,
         working_entries=0,
         working_orders=0,
         bid=5000.00,
@@ -47,6 +48,7 @@ def ctx(**overrides: Any) -> RiskContext:
         roll_day=False,
         tick_size=0.25,
     )
+    overrides.setdefault("broker_position", overrides.get("position", 0))  # they agree
     return dataclasses.replace(base, **overrides)
 
 
@@ -187,6 +189,22 @@ def test_data_health_refuses_entries_only(health: Health) -> None:
         "data_health", f"data health {health}"
     )
     assert risk.check(order(OrderKind.EXIT), ctx(position=1, health=health)) is None
+
+
+def test_an_entry_waits_until_the_broker_confirms_our_position() -> None:
+    risk = manager(max_position=2)
+    # the broker holds 1 we have not heard of: flat by our count, an entry would make it 2
+    refusal = risk.check(entry("BUY", 1), ctx(position=0, broker_position=1))
+    assert refusal == Refusal("position_unconfirmed", "our position 0, the broker's 1")
+    assert rule(risk.check(entry("SELL", 1), ctx(position=-1, broker_position=0))) == (
+        "position_unconfirmed"
+    )
+    # getting out is not held up by it (exits are sized from the broker's position anyway)
+    assert risk.check(order(OrderKind.EXIT), ctx(position=-1, broker_position=0)) is None
+    assert risk.check(order(OrderKind.FLATTEN), ctx(position=-1, broker_position=0)) is None
+    # not known (nothing pushed yet): the reconciled position stands
+    assert risk.check(entry("BUY", 1), ctx(position=1, broker_position=None)) is None
+    assert risk.check(entry("BUY", 1), ctx(position=1, broker_position=1)) is None
 
 
 def test_max_order_size_boundary() -> None:
