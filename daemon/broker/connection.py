@@ -6,13 +6,13 @@ client id and only then the configured fallbacks (never a random one); 1100/1101
 messages change state or data health without tearing the socket down; a silent socket is
 probed with `reqCurrentTime` and recycled when the probe fails; a frame header announcing more
 than ibapi's maximum message size recycles it at once. The link itself is the broker edge's
-(`daemon.broker.ib.IbClient`): this module hears its events as the client's `LinkListener`.
+(`daemon.broker.ib.IbClient`): this module hears its events as the client's `LinkListener`;
+opening the socket (ports, client ids, 326) is `Connector`'s (`daemon.broker.connector`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import random
 import time
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from daemon.broker import tws_errors
+from daemon.broker.connector import Connector, disconnect_quietly
 from daemon.broker.ib.client import IbClient
 from daemon.settings import IbSettings, is_paper_account, mask_account
 
@@ -90,9 +91,6 @@ class ConnectionStatus:
         return self.farms.get("market_data", 2104) in up and self.ib_connected
 
 
-_RETRIES_PER_CLIENT_ID = 3
-
-
 def choose_account(configured: str, accounts: list[str], allow_live: bool) -> str:
     """The account to trade among the login's ``accounts`` ("" = several, none configured);
     LiveAccountRefusedError when it is not managed, or live without ``allow_live``."""
@@ -157,10 +155,7 @@ class Connection:
         self._state_hooks: list[Callable[[ConnState], None]] = []
         self._disconnected = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._id_index = 0
-        self._id_326 = 0
-        self._seen_326 = False
-        self._refused = asyncio.Event()  # 326 while connecting: the gateway closes the socket
+        self._connector = Connector(client, settings)
         self._tasks: set[asyncio.Task[None]] = set()
         client.listen(self)
 
@@ -196,7 +191,7 @@ class Connection:
 
     @property
     def client_id_candidates(self) -> list[int]:
-        return [self.settings.client_id, *self.settings.fallback_client_ids]
+        return self._connector.client_id_candidates
 
     def _set_state(self, state: ConnState) -> None:
         if state is self.status.state:
@@ -248,90 +243,23 @@ class Connection:
 
     async def _connect_once(self) -> bool:
         self._set_state(ConnState.CONNECTING)
-        client_id = self.client_id_candidates[self._id_index]
-        for port in self.settings.candidate_ports:
-            self._seen_326 = False
-            self._refused.clear()
-            self._disconnected.clear()
-            try:
-                await self._connect_or_refused(port, client_id)
-            except TimeoutError:
-                if self._handle_timeout(port, client_id):
-                    return False
-                continue
-            except OSError as exc:
-                log.warning("connect_refused", host=self.settings.host, port=port, error=str(exc))
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # ib_async raises plain errors for API-level failures
-                log.error("connect_failed", port=port, client_id=client_id, error=repr(exc))
-                self._safe_disconnect()
-                continue
-            self._id_326 = 0
-            self.status.port = port
-            self.status.client_id = client_id
-            self.status.server_version = self.client.server_version()
-            self.status.ib_connected = True
-            log.info(
-                "connected",
-                host=self.settings.host,
-                port=port,
-                client_id=client_id,
-                server_version=self.status.server_version,
-            )
-            return True
-        self._set_state(ConnState.DISCONNECTED)
-        return False
-
-    async def _connect_or_refused(self, port: int, client_id: int) -> None:
-        """`connectAsync`, cut short by a 326: ib_async would wait out its whole timeout."""
-        connect = asyncio.ensure_future(
-            self.client.connect(
-                self.settings.host,
-                port,
-                client_id,
-                self.settings.connect_timeout,
-                self.settings.account,
-            )
-        )
-        refused = asyncio.ensure_future(self._refused.wait())
-        try:
-            await asyncio.wait({connect, refused}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            refused.cancel()
-            if not connect.done():
-                connect.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await connect
-        if connect.cancelled():
-            raise TimeoutError(f"client id {client_id} refused (326)")
-        connect.result()
-
-    def _handle_timeout(self, port: int, client_id: int) -> bool:
-        """A connect timeout; True when it was a 326 (the id is held), so stop trying ports."""
-        self._safe_disconnect()
-        if not self._seen_326:
-            log.warning("connect_timeout", port=port, client_id=client_id)
+        connected = await self._connector.connect(self._disconnected)
+        if connected is None:
+            self._set_state(ConnState.DISCONNECTED)
             return False
-        self._id_326 += 1
-        candidates = self.client_id_candidates
-        log.warning(
-            "client_id_in_use",
+        port, client_id = connected
+        self.status.port = port
+        self.status.client_id = client_id
+        self.status.server_version = self.client.server_version()
+        self.status.ib_connected = True
+        log.info(
+            "connected",
+            host=self.settings.host,
+            port=port,
             client_id=client_id,
-            attempt=self._id_326,
-            action=tws_errors.lookup(tws_errors.CLIENT_ID_IN_USE).action,
+            server_version=self.status.server_version,
         )
-        if self._id_326 >= _RETRIES_PER_CLIENT_ID and len(candidates) > 1:
-            self._id_index = (self._id_index + 1) % len(candidates)
-            self._id_326 = 0
-            log.warning("client_id_fallback", client_id=candidates[self._id_index])
-        self._set_state(ConnState.DISCONNECTED)
         return True
-
-    def _safe_disconnect(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.disconnect()
 
     async def _sync(self) -> bool:
         """Account guard and session hooks; False when the connection went down meanwhile."""
@@ -341,7 +269,7 @@ class Connection:
         try:
             self.account = choose_account(self.settings.account, accounts, self.allow_live)
         except LiveAccountRefusedError:
-            self._safe_disconnect()
+            disconnect_quietly(self.client)
             raise
         self.client.set_idle_timeout(self.heartbeat.idle)
         try:
@@ -349,7 +277,7 @@ class Connection:
                 await hook(self.client)
         except (ConnectionError, TimeoutError) as exc:
             log.warning("sync_failed", error=repr(exc))
-            self._safe_disconnect()
+            disconnect_quietly(self.client)
             return False
         if not self.client.connected:
             return False
@@ -374,9 +302,7 @@ class Connection:
 
     def on_link_message(self, req_id: int, code: int, message: str) -> None:
         if code == tws_errors.CLIENT_ID_IN_USE:
-            self._seen_326 = True
-            if self.status.state is ConnState.CONNECTING:
-                self._refused.set()
+            self._connector.client_id_in_use(self.status.state is ConnState.CONNECTING)
         farm = tws_errors.FARMS.get(code)
         if farm is not None:
             self.status.farms[farm] = code

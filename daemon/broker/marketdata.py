@@ -216,7 +216,8 @@ class MarketData:
                 contract=pos.local_symbol,
                 position=pos.quantity,
                 front=self.front.local_symbol,
-                action="the position stays at the broker: close or roll it deliberately",
+                action="instrument.on_roll decides: keep (default) leaves it at the broker with "
+                "its own orders working; close or roll closes it (trading enabled)",
             )
 
     def _open_for(self) -> float | None:

@@ -140,13 +140,18 @@ class OrderGateway(Protocol):
         """The client id orders are placed under now."""
         ...
 
+    @property
+    def con_id(self) -> int:
+        """The contract new orders trade (0: none yet); an order keeps its own for good."""
+        ...
+
     def next_order_id(self) -> int:
         """A fresh order id (never reused)."""
         ...
 
     def place(self, order: Order, *, transmit: bool, parent_order_id: int) -> None:
-        """Send ``order``; only ``transmit`` releases it (and the untransmitted ones before
-        it) to the market."""
+        """Send ``order`` for its contract (``order.con_id``; 0: the one traded now); only
+        ``transmit`` releases it (and the untransmitted ones before it) to the market."""
         ...
 
     def modify(self, order: Order, *, parent_order_id: int = 0) -> None:

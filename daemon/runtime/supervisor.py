@@ -159,6 +159,8 @@ class Supervisor:
     def _on_contract(self, instrument: Instrument) -> None:
         """The front contract as the broker describes it: the flow's grid follows (the same
         for a roll; another one after data would mis-price everything, so it halts)."""
+        if self.trader is not None:
+            self.trader.sync.route_to_front()
         try:
             self.flow.set_instrument(instrument)
         except InstrumentError as exc:

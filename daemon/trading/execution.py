@@ -95,8 +95,23 @@ class Executor:
         return self.receiver.new_fills
 
     def live(self) -> list[Order]:
-        """Orders not done, oldest first."""
+        """Orders not done, oldest first, in every contract."""
         return self.book.live()
+
+    @property
+    def con_id(self) -> int:
+        """The contract traded now (0: none yet)."""
+        return self.gateway.con_id
+
+    def trades_now(self, rec: Order) -> bool:
+        """``rec`` is in the contract traded now (or in one not known: journaled before
+        orders had their contract, so the front one of its day)."""
+        return not rec.con_id or rec.con_id == self.gateway.con_id
+
+    def live_here(self) -> list[Order]:
+        """Live orders in the contract traded now: what its position and its planner see.
+        Those of a contract rolled out of keep working at the broker, untouched."""
+        return [r for r in self.book.live() if self.trades_now(r)]
 
     def recall(self, ref: str) -> Order | None:
         """An order of ours the journal has but memory does not (done before this process)."""
@@ -146,10 +161,12 @@ class Executor:
         now: float,
         *,
         journal: bool = True,
+        con_id: int = 0,
     ) -> Order:
-        """Journal, then send, one closing order (MKT when ``lmt_price`` is None)."""
+        """Journal, then send, one closing order (MKT when ``lmt_price`` is None) in
+        ``con_id`` (0: the contract traded now)."""
         return self.sender.send_close(
-            ref, role, intent_ref, action, quantity, lmt_price, now, journal=journal
+            ref, role, intent_ref, action, quantity, lmt_price, now, journal=journal, con_id=con_id
         )
 
     def modify(

@@ -2,18 +2,17 @@
 
 The gateway's events (open and completed orders, statuses, executions, commissions, order
 errors) arrive one by one, live and in reply to requests alike. Executions are journaled by
-execId (a redelivered fill is recognised and counted once, a correction replaces the version
-it corrects); an order's status is whatever the broker last said. A fill that cannot be true
-(`fills.fill_problem`), any message about an order the journal does not know (`ownership`) and
-any message about ours the gateway could not read is never counted: it is reported as an
-anomaly, and so is an event this module fails to take in (it never raises into the gateway).
+execId (`FillReceiver`: a redelivered fill is recognised and counted once, a correction replaces
+the version it corrects); an order's status is whatever the broker last said. A fill that
+cannot be true (`fills.fill_problem`), any message about an order the journal does not know
+(`ownership`) and any message about ours the gateway could not read is never counted: it is
+reported as an anomaly, and so is an event this module fails to take in (it never raises into
+the gateway).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
@@ -30,28 +29,15 @@ from daemon.core.gateway import (
     Unreadable,
 )
 from daemon.core.orders import Order, Role, Status
-from daemon.flow.guards import UNSET_DOUBLE
 from daemon.settings import ExecutionSettings
-from daemon.trading.fills import FillFacts, exec_version, fill_problem
-from daemon.trading.journal import ExecRow, FillOutcome, Journal, JournalError
+from daemon.trading.fill_receiver import FillReceiver, FillReport
+from daemon.trading.journal import Journal, JournalError
 from daemon.trading.order_book import OrderBook
 from daemon.trading.ownership import Verdict, intent_of
 
+__all__ = ["FillReport", "OrderReceiver"]
+
 log = structlog.get_logger("daemon.trading.execution")
-
-
-@dataclass(frozen=True, slots=True)
-class FillReport:
-    """One new execution of ours (never a redelivered one)."""
-
-    exec_id: str
-    ref: str | None
-    side: str  # BUY | SELL
-    shares: int
-    price: float
-    time: float
-    con_id: int
-    corrects: str | None = None  # the execId this fill corrects (it replaced that one)
 
 
 class OrderReceiver:
@@ -77,15 +63,21 @@ class OrderReceiver:
         self.book = book
         self.journal = journal
         self.settings = settings
-        self.new_fills = 0  # executions journaled for the first time
-        self._on_fill = on_fill
         self._on_order = on_order
         self._on_reject = on_reject
         self._on_anomaly = on_anomaly
         self._on_journal_error = on_journal_error
-        self._market_price = market_price
-        self._day_of = day_of
         self._wall = wall
+        self._fills = FillReceiver(
+            journal,
+            settings,
+            on_fill=on_fill,
+            on_anomaly=on_anomaly,
+            set_status=self.set_status,
+            market_price=market_price,
+            day_of=day_of,
+            wall=wall,
+        )
         self._handlers: dict[type, Callable[..., None]] = {
             OrderReport: self._open_order,
             StatusReport: self._order_status,
@@ -94,6 +86,11 @@ class OrderReceiver:
             OrderError: self._order_error,
             Unreadable: self._unreadable,
         }
+
+    @property
+    def new_fills(self) -> int:
+        """Executions journaled for the first time."""
+        return self._fills.new_fills
 
     def on_event(self, event: OrderEvent) -> None:
         """A message we could not take in is a doubt about an order or a fill: it halts
@@ -244,80 +241,7 @@ class OrderReceiver:
         if ex.side is None:
             self._unread(rec, f"execution {ex.exec_id}", ex.problems)
             return
-        if self.journal.execution(ex.exec_id) is not None:  # redelivered: checked before
-            self._count_cum_qty(rec, ex)
-            return
-        version = exec_version(ex.exec_id)
-        earlier = None if version is None else self.journal.other_version(version)
-        problem = fill_problem(
-            FillFacts(
-                shares=ex.shares,
-                price=ex.price,
-                cum_qty=ex.cum_qty,
-                avg_price=ex.avg_price,
-                order_quantity=self._order_quantity(rec),
-                filled_before=self.journal.order_fills(
-                    rec.ref, without=None if earlier is None else earlier.exec_id
-                ),
-                reference_price=rec.price or self._market_price(),
-                band_pct=self.settings.fill_price_band_pct,
-            )
-        )
-        if problem is not None:
-            detail = f"execution {ex.exec_id} of order {rec.ref} ({ex.side.value}): {problem}"
-            self._on_anomaly("bad_fill", f"fill:{ex.exec_id}", detail)
-            return
-        side = ex.side.value
-        shares = int(ex.shares)
-        when = ex.time if ex.time is not None else self._wall()
-        row = ExecRow(
-            exec_id=ex.exec_id,
-            order_ref=rec.ref,
-            perm_id=ex.perm_id,
-            order_id=ex.order_id,
-            client_id=ex.client_id,
-            time=when,
-            day=self._day_of(when),
-            con_id=ex.con_id,
-            account=ex.account,
-            side=side,
-            shares=shares,
-            price=ex.price,
-            cum_qty=int(ex.cum_qty),
-            avg_price=ex.avg_price,
-        )
-        outcome, replaced = self.journal.record_fill(row)
-        self._count_cum_qty(rec, ex)
-        if outcome not in (FillOutcome.NEW, FillOutcome.CORRECTION):
-            log.info("fill_superseded", ref=rec.ref, exec_id=ex.exec_id, outcome=outcome.value)
-            return
-        self.new_fills += outcome is FillOutcome.NEW
-        corrects = None if replaced is None else replaced.exec_id
-        log.info(
-            "fill" if corrects is None else "fill_corrected",
-            ref=rec.ref,
-            exec_id=ex.exec_id,
-            side=side,
-            shares=shares,
-            price=ex.price,
-            corrects=corrects,
-            was=None if replaced is None else f"{replaced.shares} @ {replaced.price:g}",
-        )
-        self._on_fill(
-            FillReport(ex.exec_id, rec.ref, side, shares, ex.price, when, ex.con_id, corrects)
-        )
-
-    def _order_quantity(self, rec: Order) -> int:
-        """The most this order may fill: what was sent (a modify lowering it in memory may not
-        have reached the broker when a fill crosses it)."""
-        row = self.journal.order(rec.ref)
-        return max(rec.quantity, row.quantity if row is not None else 0)
-
-    def _count_cum_qty(self, rec: Order, ex: ExecutionReport) -> None:
-        """The order's own filled count, even when its status message came late."""
-        cum_qty = _quantity(ex.cum_qty)
-        if cum_qty is not None and cum_qty > rec.filled:
-            self.set_status(rec, rec.status, cum_qty, _price(ex.avg_price))
+        self._fills.take(rec, ex)
 
     def _commission(self, ev: CommissionReport) -> None:
         if ev.commission is not None:
@@ -366,18 +290,6 @@ class OrderReceiver:
             # acknowledged order that gets an error, e.g. a refused modify, keeps its status.)
             self.set_status(rec, Status.INACTIVE, rec.filled, rec.avg_fill_price)
         self._on_reject(rec, code, message)
-
-
-def _quantity(value: float) -> int | None:
-    """A whole quantity from the wire; None for IB's unset double or nonsense."""
-    number = _price(value)
-    if number is None or not math.isfinite(number) or number < 0:
-        return None
-    return int(number)
-
-
-def _price(value: float) -> float | None:
-    return None if value >= UNSET_DOUBLE or math.isnan(value) else value
 
 
 def _words(problems: Problems) -> str:

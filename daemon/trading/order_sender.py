@@ -56,6 +56,7 @@ class OrderSender:
         tif: str,
         oca_group: str,
         now: float,
+        con_id: int = 0,
     ) -> Order:
         return Order(
             ref=ref,
@@ -72,6 +73,7 @@ class OrderSender:
             tif=tif,
             oca_group=oca_group,
             created=now,
+            con_id=con_id or self.gateway.con_id,
         )
 
     def send_bracket(
@@ -116,13 +118,15 @@ class OrderSender:
         now: float,
         *,
         journal: bool = True,
+        con_id: int = 0,
     ) -> Order:
-        """Journal, then send, one closing order (MKT when ``lmt_price`` is None). Without
-        ``journal`` it is sent unjournaled: only a flatten whose journal failed does that."""
+        """Journal, then send, one closing order (MKT when ``lmt_price`` is None) in
+        ``con_id`` (0: the contract traded now). Without ``journal`` it is sent unjournaled:
+        only a flatten whose journal failed does that."""
         order_type = OrderType.MKT if lmt_price is None else OrderType.LMT
         rec = self._new_order(
             ref, role, intent_ref, None, action, quantity, order_type, lmt_price, None, "DAY", "",
-            now,
+            now, con_id,
         )  # fmt: skip
         self._journal_and_send([rec], journal=journal)
         return rec

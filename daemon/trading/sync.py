@@ -96,6 +96,13 @@ class BrokerSync:
     def position_of(self, con_id: int) -> int:
         return self.pnl.journaled(con_id) + self.offsets.get(con_id, 0)
 
+    def held_elsewhere(self) -> dict[int, int]:
+        """This instance's positions in contracts other than the front one (a month rolled
+        out of with ``instrument.on_roll = "keep"``), by conId."""
+        front = self.con_id()
+        held = {c: self.position_of(c) for c in {*self.pnl.positions, *self.offsets}}
+        return {c: p for c, p in held.items() if p and c != front}
+
     def broker_position(self) -> int | None:
         """The account's position in the front contract as the broker last pushed it (None:
         not connected, or the contract not known yet)."""
@@ -106,12 +113,17 @@ class BrokerSync:
         contract = self._contract()
         return None if contract is None else contract.con_id
 
+    def route_to_front(self) -> None:
+        """New orders go to the front contract (at each session, and when the front rolls);
+        orders already sent keep their own contract."""
+        front = self._contract()
+        self._route(None if front is None else front.contract, self.conn.account or "")
+
     # --- the connection's hooks ---
 
     async def on_session(self, client: IbClient) -> None:
         self.reconciled = False
-        front = self._contract()
-        self._route(None if front is None else front.contract, self.conn.account or "")
+        self.route_to_front()
         self.claim.claim(self.conn.account or "", self.conn.status.port)  # or exit 78
         self._event("connect", client_id=client.client_id, port=self.conn.status.port)
         await self.reconcile(client)

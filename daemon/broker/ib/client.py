@@ -37,6 +37,7 @@ from daemon.core.gateway import Position
 # counts arrivals, and a busy gateway reading a burst late can bunch 1.1 s of sends into its
 # 1-second window (measured: 51 > 50 with a 1.05 s window).
 THROTTLE_WINDOW_S = 1.25
+TIME_SHARED_S = 5.0  # seconds a current-time request in flight is shared by new callers
 # Executions are asked for by the reconcile, for our client ids only: the startup request has
 # an empty filter and brings every client's fills.
 STARTUP_FETCH = StartupFetchALL & ~StartupFetch.EXECUTIONS
@@ -79,6 +80,8 @@ class IbClient:
         self.market = MarketStream(self.ib, self.errors)
         self.orders = IbOrderGateway(self.ib, self.errors)
         self.finished = FinishedTrades(clock)  # what ib_async would keep all connection
+        self._clock = clock
+        self._time_asked: tuple[float, asyncio.Future[datetime]] | None = None
         self._link: LinkListener | None = None
         guard_frames(self.ib.client.conn, self._frame_oversized)
         yield_between_reads(self.ib.client.conn)
@@ -147,8 +150,18 @@ class IbClient:
     # --- requests ---
 
     async def current_time(self) -> datetime:
-        """The gateway's clock (1 s resolution); ConnectionError when not connected."""
-        return await self.ib.reqCurrentTimeAsync()
+        """The gateway's clock (1 s resolution); ConnectionError when not connected.
+
+        Callers at the same time share one request: ib_async keys it by name, so a second one
+        would leave the first waiting for good. A request unanswered for `TIME_SHARED_S` is
+        not shared any more (its answer was lost)."""
+        now = self._clock()
+        asked = self._time_asked
+        if asked is None or asked[1].done() or now - asked[0] > TIME_SHARED_S:
+            answer = asyncio.ensure_future(self.ib.reqCurrentTimeAsync())
+            answer.add_done_callback(lambda f: f.cancelled() or f.exception())
+            asked = self._time_asked = (now, answer)
+        return await asyncio.shield(asked[1])
 
     async def future_details(self, symbol: str, exchange: str, currency: str) -> list[Listing]:
         """Every listed expiry of the future, nearest first (NoContractError when none)."""

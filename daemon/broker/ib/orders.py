@@ -47,6 +47,7 @@ class IbOrderGateway:
         self.ib = ib
         self._listener: Callable[[OrderEvent], None] = _nobody
         self._contract: Contract | None = None
+        self._contracts: dict[int, Contract] = {}  # every contract routed to, by conId
         self._account = ""
         errors.orders = self._order_error
         self._tap_wrapper()
@@ -63,16 +64,33 @@ class IbOrderGateway:
     def listen(self, listener: Callable[[OrderEvent], None]) -> None:
         self._listener = listener
 
+    @property
+    def con_id(self) -> int:
+        return 0 if self._contract is None else int(self._contract.conId)
+
     def route(self, contract: object, account: str) -> None:
-        """Where orders go from now on: the contract (a broker contract handle; None: nowhere
-        yet) and the account (set at each session)."""
+        """Where new orders go from now on: the contract (a broker contract handle; None:
+        nowhere yet) and the account (set at each session and at a roll)."""
         assert contract is None or isinstance(contract, Contract), "not a contract of IB"
         self._contract, self._account = contract, account
+        if contract is not None:
+            self._contracts[contract.conId] = contract
 
     def place(self, order: Order, *, transmit: bool, parent_order_id: int) -> None:
-        assert self._contract is not None, "no contract to trade"
         place: Callable[[int, Contract, IbOrder], None] = self.ib.client.placeOrder
-        place(order.order_id, self._contract, self._ib_order(order, transmit, parent_order_id))
+        contract = self._contract_of(order)
+        place(order.order_id, contract, self._ib_order(order, transmit, parent_order_id))
+
+    def _contract_of(self, order: Order) -> Contract:
+        """The order's own contract: once routed to, else named by its conId on the traded
+        one's exchange (all IB needs); the traded one when the order's is not known."""
+        assert self._contract is not None, "no contract to trade"
+        if not order.con_id or order.con_id == self._contract.conId:
+            return self._contract
+        known = self._contracts.get(order.con_id)
+        if known is not None:
+            return known
+        return Contract(conId=order.con_id, exchange=self._contract.exchange)
 
     def modify(self, order: Order, *, parent_order_id: int = 0) -> None:
         self.place(order, transmit=True, parent_order_id=parent_order_id)

@@ -45,6 +45,7 @@ class PaperGateway:
     """Holds what it was sent; the test speaks for the broker through `say`."""
 
     client_id: int = CLIENT
+    con_id: int = 495512563
     sent: list[Sent] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
     listener: Callable[[OrderEvent], None] | None = None
