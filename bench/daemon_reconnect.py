@@ -29,9 +29,8 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-from ib_async import IB
-
 from daemon.broker.connection import Backoff, Connection, Heartbeat
+from daemon.broker.ib.client import IbClient
 from daemon.broker.marketdata import MarketData
 from daemon.flow.events import MarketEvent, QuoteEvent, TradeEvent
 from daemon.runtime.logs import configure_logging
@@ -109,7 +108,7 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
                 await changed.wait()
 
     conn = Connection(
-        IB(),
+        IbClient(),
         IbSettings(port=port, client_id=4, connect_timeout=5.0),
         backoff=Backoff(initial=0.05, cap=0.05, jitter=0.0, stable_after=3600.0),
         heartbeat=Heartbeat(idle=30.0, probe=5.0),
@@ -147,7 +146,7 @@ async def reconnect_cycles(cycles: int, scenario: Path) -> dict[str, float]:
         rss_points.append(rss_mb())
         heap_points.append(tracemalloc.get_traced_memory()[0] / 2**20)
         tracemalloc.stop()
-        tickers = len(conn.ib.wrapper.reqId2Ticker)
+        tickers = len(conn.client.ib.wrapper.reqId2Ticker)
     finally:
         await md.stop()
         await conn.stop()

@@ -340,8 +340,8 @@ def _positive_seconds(text: str) -> float:
 
 
 def _doctor(settings: Settings, args: argparse.Namespace) -> int:
-    from daemon.broker.doctor import DoctorTimeouts, exit_code, run_doctor
     from daemon.broker.doctor_report import render_json, render_table
+    from daemon.broker.ib.doctor import DoctorTimeouts, exit_code, run_doctor
     from daemon.runtime.logs import configure_logging
 
     configure_logging(settings.logging.format, settings.logging.level, library_level="CRITICAL")

@@ -39,7 +39,7 @@ suggested. `orderflowd check-config` prints the effective configuration.
 
 _ERRORS_HEAD = """# TWS message codes
 
-Generated from `daemon/broker/tws_errors.py` by `python -m daemon.reference`; do not edit by
+Generated from `daemon/broker/tws_catalogue.py` by `python -m daemon.reference`; do not edit by
 hand. The meaning follows IB's public message-code list; the action is what orderflowd does, or
 what it asks of you. A code not listed is logged with its text as a warning (2100-2199) or an
 error (any other), and an order it names is reconciled.

@@ -35,11 +35,9 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import structlog
-from ib_async import IB, Contract
 
 from daemon.flow.events import MarketEvent, QuoteEvent, TradeEvent
 
@@ -53,6 +51,45 @@ REQUEST_TIMEOUT_S = 30.0
 DENSE_SECOND = "dense second"
 
 Sleep = Callable[[float], Awaitable[Any]]
+
+
+class HistoricalTrade(NamedTuple):
+    time: float  # epoch seconds (IB's are whole)
+    price: float
+    size: float
+    past_limit: bool
+    unreported: bool
+
+
+class HistoricalQuote(NamedTuple):
+    time: float
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+
+
+class HistoricalRefusedError(Exception):
+    """The gateway refused a historical request (162 pacing or no data, 200, ...)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TickSource(Protocol):
+    """Where historical ticks come from (the broker edge: `daemon.broker.ib.IbClient`)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def historical_ticks(
+        self, contract: Hashable, what: str, end_second: int, count: int
+    ) -> list[Any]:
+        """`HistoricalTrade`s (TRADES) or `HistoricalQuote`s (BID_ASK) in time order, ending
+        at ``end_second``; HistoricalRefusedError or ConnectionError."""
+        ...
 
 
 class HistoricalPacer:
@@ -160,22 +197,17 @@ class _Series:
     reason: str | None
 
 
-def _is_warning(code: int) -> bool:
-    """Codes ib_async logs without ending the request (farm notices, 165 HMDS messages)."""
-    return code == 165 or 2100 <= code < 2200
-
-
 class _Fetcher:
     def __init__(
         self,
-        ib: IB,
-        contract: Contract,
+        source: TickSource,
+        contract: Hashable,
         pacer: HistoricalPacer,
         clock: Callable[[], float],
         timeout: float,
         max_wait_s: float | None,
     ) -> None:
-        self.ib = ib
+        self.source = source
         self.contract = contract
         self.pacer = pacer
         self.clock = clock
@@ -185,44 +217,27 @@ class _Fetcher:
 
     async def page(self, what: str, end_second: int) -> tuple[list[Any], float]:
         """Up to PAGE_TICKS ticks ending at `end_second`, with the clock at receipt."""
-        ib = self.ib
-        wait = self.pacer.wait_s(self.contract.conId)
+        wait = self.pacer.wait_s(self.contract)
         if self.max_wait_s is not None and wait > self.max_wait_s:
             log.warning("historical_pacing_exhausted", wait_s=round(wait, 1), what=what)
             raise _FetchStoppedError(f"pacing: the next request is allowed in {wait:.0f} s")
-        await self.pacer.acquire(self.contract.conId)
-        # reqHistoricalTicksAsync resolves a refused request with the ticks so far ([]) and
-        # reports the code only on errorEvent, by reqId, which it does not return: so the same
-        # three calls are made here, with the reqId in hand.
-        start_req: Callable[..., asyncio.Future[list[Any]]] = ib.wrapper.startReq
-        send: Callable[..., None] = ib.client.reqHistoricalTicks
+        await self.pacer.acquire(self.contract)
+        if not self.source.connected:
+            raise _FetchStoppedError("disconnected")
+        self.requests += 1
         try:
-            req_id = ib.client.getReqId()  # raises ConnectionError when not connected
-        except ConnectionError:
-            raise _FetchStoppedError("disconnected") from None
-        codes: list[int] = []
-
-        def on_error(rid: int, code: int, message: str, contract: Any = None) -> None:
-            if rid == req_id and not _is_warning(code):
-                codes.append(code)
-                log.warning("historical_ticks_refused", code=code, message=message, what=what)
-
-        end = f"{datetime.fromtimestamp(end_second, UTC):%Y%m%d %H:%M:%S} UTC"
-        ib.errorEvent += on_error
-        try:
-            future = start_req(req_id, self.contract)
-            send(req_id, self.contract, "", end, PAGE_TICKS, what, False, False, [])
-            self.requests += 1
-            ticks = await asyncio.wait_for(future, self.timeout)
+            ticks = await asyncio.wait_for(
+                self.source.historical_ticks(self.contract, what, end_second, PAGE_TICKS),
+                self.timeout,
+            )
+        except HistoricalRefusedError as exc:
+            log.warning("historical_ticks_refused", code=exc.code, message=exc.message, what=what)
+            raise _FetchStoppedError(f"refused {exc.code}") from None
         except TimeoutError:
             log.warning("historical_ticks_timeout", seconds=self.timeout, what=what)
             raise _FetchStoppedError("timeout") from None
         except ConnectionError:
             raise _FetchStoppedError("disconnected") from None
-        finally:
-            ib.errorEvent -= on_error
-        if codes:
-            raise _FetchStoppedError(f"refused {codes[0]}")
         return ticks, self.clock()
 
 
@@ -239,7 +254,7 @@ async def _walk(fetch: _Fetcher, what: str, lo: int, hi: int, budget: int) -> _S
         except _FetchStoppedError as stop:
             series.reason = stop.reason
             break
-        secs = [int(t.time.timestamp()) for t in ticks]  # IB sends them in time order
+        secs = [int(t.time) for t in ticks]  # IB sends them in time order
         top = bisect.bisect_left(secs, hi)
         if len(ticks) >= PAGE_TICKS and secs[0] >= lo:
             new_hi = secs[0] + 1  # the earliest second may be cut: fetch it again whole
@@ -286,31 +301,20 @@ def _merge(trades: _Series, quotes: _Series, first_seq: int | None) -> list[Mark
         if j >= n_qu or (i < n_tr and tr[i][0] <= qu[j][0]):
             sec, received, t = tr[i]
             i += 1
-            attrib = t.tickAttribLast
             append(
-                TradeEvent(
-                    seq,
-                    t.price,
-                    t.size,
-                    float(sec),
-                    received,
-                    bool(attrib.pastLimit),
-                    bool(attrib.unreported),
-                )
+                TradeEvent(seq, t.price, t.size, float(sec), received, t.past_limit, t.unreported)
             )
         else:
             sec, received, q = qu[j]
             j += 1
-            append(
-                QuoteEvent(seq, q.priceBid, q.priceAsk, q.sizeBid, q.sizeAsk, float(sec), received)
-            )
+            append(QuoteEvent(seq, q.bid, q.ask, q.bid_size, q.ask_size, float(sec), received))
         seq += 1
     return out
 
 
 async def backfill(
-    ib: IB,
-    contract: Contract,
+    source: TickSource,
+    contract: Hashable,
     session_start: float,
     end: float,
     *,
@@ -326,8 +330,9 @@ async def backfill(
 ) -> BackfillResult:
     """Trades, then quotes, of [session_start, end) (epoch s, whole seconds, gateway clock).
 
-    Never raises for refusals (162), timeouts or a lost socket: returns what it has with
-    `complete=False` and the reason. `limiter` (shared across calls) wins over
+    `contract` is the broker's contract handle (also the pacer's key). Never raises for
+    refusals (162), timeouts or a lost socket: returns what it has with `complete=False` and
+    the reason. `limiter` (shared across calls) wins over
     `requests_per_10min`; `max_wait_s` (None: no limit) stops it rather than wait longer for the
     pacing; `received` on events is `clock()` when their page arrived. `wall` is
     accepted for symmetry with MarketData and unused: every time here is the gateway's.
@@ -335,7 +340,7 @@ async def backfill(
     del wall
     pacer = limiter or HistoricalPacer(requests_per_10min, clock=clock, sleep=sleep)
     lo, hi = math.floor(session_start), math.floor(end)
-    fetch = _Fetcher(ib, contract, pacer, clock, request_timeout, max_wait_s)
+    fetch = _Fetcher(source, contract, pacer, clock, request_timeout, max_wait_s)
     trades = await _walk(fetch, "TRADES", lo, hi, max_ticks)
     quotes = _Series([], hi, 0, None)
     if trades.reason in (None, DENSE_SECOND):

@@ -5,30 +5,30 @@ It reconnects forever with capped, jittered exponential backoff; on 326 it retri
 client id and only then the configured fallbacks (never a random one); 1100/1101/1102 and farm
 messages change state or data health without tearing the socket down; a silent socket is
 probed with `reqCurrentTime` and recycled when the probe fails; a frame header announcing more
-than ibapi's maximum message size recycles it at once (`framing`).
+than ibapi's maximum message size recycles it at once. The link itself is the broker edge's
+(`daemon.broker.ib.IbClient`): this module hears its events as the client's `LinkListener`;
+opening the socket (ports, client ids, 326) is `Connector`'s (`daemon.broker.connector`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
-from ib_async import IB, StartupFetch, StartupFetchALL
 
 from daemon.broker import tws_errors
-from daemon.broker.framing import guard_frames
+from daemon.broker.connector import Connector, disconnect_quietly
+from daemon.broker.ib.client import IbClient
 from daemon.settings import IbSettings, is_paper_account, mask_account
 
 log = structlog.get_logger("daemon.broker.connection")
 
-SessionHook = Callable[[IB], Awaitable[None]]
+SessionHook = Callable[[IbClient], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -70,32 +70,6 @@ class Heartbeat:
     probe: float = 5.0
 
 
-def yield_between_reads(protocol: asyncio.Protocol) -> None:
-    """After each socket read is decoded, let the event loop run before the next one.
-
-    Under a saturating feed uvloop hands the protocol up to 32 reads of 256 KB in one loop
-    turn; decoding them back to back held the loop for seconds (timers late, status.json and
-    the systemd watchdog stalled, SIGTERM past TimeoutStopSec). Pausing reading after each
-    chunk and resuming on the next turn keeps one chunk per turn; the kernel buffers the rest.
-    """
-    received = protocol.data_received
-
-    def data_received(data: bytes) -> None:
-        received(data)
-        transport = getattr(protocol, "transport", None)
-        if transport is None or transport.is_closing():
-            return
-        transport.pause_reading()
-        asyncio.get_running_loop().call_soon(_resume_reading, transport)
-
-    protocol.data_received = data_received  # type: ignore[method-assign]
-
-
-def _resume_reading(transport: asyncio.Transport) -> None:
-    if not transport.is_closing():
-        transport.resume_reading()
-
-
 @dataclass
 class ConnectionStatus:
     """What status.json reports about the connection."""
@@ -113,47 +87,48 @@ class ConnectionStatus:
 
     @property
     def data_farm_ok(self) -> bool:
-        return self.farms.get("market_data", 2104) in (2104, 2108) and self.ib_connected
+        up = tws_errors.MARKET_DATA_FARM_UP
+        return self.farms.get("market_data", 2104) in up and self.ib_connected
 
 
-_FARMS = {2103: "market_data", 2104: "market_data", 2108: "market_data", 2119: "market_data"}
-_FARMS |= {2105: "historical", 2106: "historical", 2107: "historical"}
-_FARMS |= {2157: "secdef", 2158: "secdef"}
-
-# Codes with an event of their own: farms (farm_status), 1100-1102 (ib_connectivity_*), and
-# 202 (the executor says whether the cancel was ours).
-_LOGGED_ELSEWHERE = frozenset({*_FARMS, 1100, 1101, 1102, 202})
-_LOG_METHOD = {
-    tws_errors.Severity.INFO: "info",
-    tws_errors.Severity.WARNING: "warning",
-    tws_errors.Severity.ERROR: "error",
-    tws_errors.Severity.CRITICAL: "error",
-}
-
-
-def _log_tws_message(info: tws_errors.TwsCode, req_id: int, message: str) -> None:
-    """One TWS message, named and explained from the catalogue, at its severity's level."""
-    getattr(log, _LOG_METHOD[info.severity])(
-        "tws_message",
-        code=info.code,
-        name=info.name,
-        req_id=req_id,
-        message=message,
-        action=info.action,
-        rate_limited=True,
-        rate_key=str(info.code),
-    )
+def choose_account(configured: str, accounts: list[str], allow_live: bool) -> str:
+    """The account to trade among the login's ``accounts`` ("" = several, none configured);
+    LiveAccountRefusedError when it is not managed, or live without ``allow_live``."""
+    if configured and configured not in accounts:
+        raise LiveAccountRefusedError(
+            f"ib.account {mask_account(configured)} is not managed by this login "
+            f"(managed: {', '.join(mask_account(a) for a in accounts)})"
+        )
+    account = accounts[0] if not configured and len(accounts) == 1 else configured
+    chosen = [account] if account else accounts
+    live = [a for a in chosen if not is_paper_account(a)]
+    if live and not allow_live:
+        raise LiveAccountRefusedError(
+            f"account {', '.join(mask_account(a) for a in live)} is not a paper account "
+            '(paper accounts start with "DU"); set trading.mode = "live" and pass --live '
+            "to trade it"
+        )
+    return account
 
 
-_RETRIES_PER_CLIENT_ID = 3
+async def _sleep_unless(stopping: asyncio.Event, sleep: Awaitable[None]) -> None:
+    """Await ``sleep``, or less when ``stopping`` is set meanwhile."""
+    sleeper = asyncio.ensure_future(sleep)
+    stopper = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, stopper):
+            task.cancel()
 
 
 class Connection:
-    """Keeps one `IB` connected; other components register hooks instead of touching sockets."""
+    """Keeps the one client connected; other components register hooks instead of touching
+    sockets."""
 
     def __init__(
         self,
-        ib: IB,
+        client: IbClient,
         settings: IbSettings,
         *,
         allow_live: bool = False,
@@ -163,7 +138,7 @@ class Connection:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        self.ib = ib
+        self.client = client
         self.settings = settings
         self.allow_live = allow_live
         self.backoff = backoff or Backoff()
@@ -180,16 +155,9 @@ class Connection:
         self._state_hooks: list[Callable[[ConnState], None]] = []
         self._disconnected = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._id_index = 0
-        self._id_326 = 0
-        self._seen_326 = False
-        self._refused = asyncio.Event()  # 326 while connecting: the gateway closes the socket
+        self._connector = Connector(client, settings)
         self._tasks: set[asyncio.Task[None]] = set()
-        guard_frames(ib.client.conn, self._frame_oversized)
-        yield_between_reads(ib.client.conn)
-        ib.errorEvent += self._on_error
-        ib.disconnectedEvent += self._on_disconnected
-        ib.timeoutEvent += self._on_idle
+        client.listen(self)
 
     # --- registration ---
 
@@ -223,7 +191,7 @@ class Connection:
 
     @property
     def client_id_candidates(self) -> list[int]:
-        return [self.settings.client_id, *self.settings.fallback_client_ids]
+        return self._connector.client_id_candidates
 
     def _set_state(self, state: ConnState) -> None:
         if state is self.status.state:
@@ -254,7 +222,7 @@ class Connection:
                 delay = self.backoff.delay(attempt, self._rng)
                 attempt += 1
                 log.info("reconnect_wait", seconds=round(delay, 3), attempt=attempt)
-                await self._interruptible_sleep(delay)
+                await _sleep_unless(self._stopping, self._sleep(delay))
         finally:
             self._set_state(ConnState.STOPPED)
 
@@ -264,157 +232,61 @@ class Connection:
         self._disconnected.set()
         for task in list(self._tasks):
             task.cancel()
-        if self.ib.isConnected():
-            self.ib.disconnect()
+        if self.client.connected:
+            self.client.disconnect()
 
     def recycle(self, reason: str) -> None:
         """Drop the socket so that `run()` reconnects and resubscribes (e.g. stale data)."""
         log.warning("connection_recycle", reason=reason)
-        if self.ib.isConnected():
-            self.ib.disconnect()
-
-    async def _interruptible_sleep(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, stopper):
-                task.cancel()
+        if self.client.connected:
+            self.client.disconnect()
 
     async def _connect_once(self) -> bool:
         self._set_state(ConnState.CONNECTING)
-        client_id = self.client_id_candidates[self._id_index]
-        for port in self.settings.candidate_ports:
-            self._seen_326 = False
-            self._refused.clear()
-            self._disconnected.clear()
-            try:
-                await self._connect_or_refused(port, client_id)
-            except TimeoutError:
-                if self._handle_timeout(port, client_id):
-                    return False
-                continue
-            except OSError as exc:
-                log.warning("connect_refused", host=self.settings.host, port=port, error=str(exc))
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # ib_async raises plain errors for API-level failures
-                log.error("connect_failed", port=port, client_id=client_id, error=repr(exc))
-                self._safe_disconnect()
-                continue
-            self._id_326 = 0
-            self.status.port = port
-            self.status.client_id = client_id
-            self.status.server_version = self.ib.client.serverVersion()
-            self.status.ib_connected = True
-            log.info(
-                "connected",
-                host=self.settings.host,
-                port=port,
-                client_id=client_id,
-                server_version=self.status.server_version,
-            )
-            return True
-        self._set_state(ConnState.DISCONNECTED)
-        return False
-
-    async def _connect_or_refused(self, port: int, client_id: int) -> None:
-        """`connectAsync`, cut short by a 326: ib_async would wait out its whole timeout."""
-        connect = asyncio.ensure_future(
-            self.ib.connectAsync(
-                self.settings.host,
-                port,
-                clientId=client_id,
-                timeout=self.settings.connect_timeout,
-                account=self.settings.account,
-                # Executions are asked for by the reconcile, for our client ids only: the
-                # startup request has an empty filter and brings every client's fills.
-                fetchFields=StartupFetchALL & ~StartupFetch.EXECUTIONS,
-            )
-        )
-        refused = asyncio.ensure_future(self._refused.wait())
-        try:
-            await asyncio.wait({connect, refused}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            refused.cancel()
-            if not connect.done():
-                connect.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await connect
-        if connect.cancelled():
-            raise TimeoutError(f"client id {client_id} refused (326)")
-        connect.result()
-
-    def _handle_timeout(self, port: int, client_id: int) -> bool:
-        """A connect timeout; True when it was a 326 (the id is held), so stop trying ports."""
-        self._safe_disconnect()
-        if not self._seen_326:
-            log.warning("connect_timeout", port=port, client_id=client_id)
+        connected = await self._connector.connect(self._disconnected)
+        if connected is None:
+            self._set_state(ConnState.DISCONNECTED)
             return False
-        self._id_326 += 1
-        candidates = self.client_id_candidates
-        log.warning(
-            "client_id_in_use",
+        port, client_id = connected
+        self.status.port = port
+        self.status.client_id = client_id
+        self.status.server_version = self.client.server_version()
+        self.status.ib_connected = True
+        log.info(
+            "connected",
+            host=self.settings.host,
+            port=port,
             client_id=client_id,
-            attempt=self._id_326,
-            action=tws_errors.lookup(326).action,
+            server_version=self.status.server_version,
         )
-        if self._id_326 >= _RETRIES_PER_CLIENT_ID and len(candidates) > 1:
-            self._id_index = (self._id_index + 1) % len(candidates)
-            self._id_326 = 0
-            log.warning("client_id_fallback", client_id=candidates[self._id_index])
-        self._set_state(ConnState.DISCONNECTED)
         return True
-
-    def _safe_disconnect(self) -> None:
-        with contextlib.suppress(Exception):
-            self.ib.disconnect()
 
     async def _sync(self) -> bool:
         """Account guard and session hooks; False when the connection went down meanwhile."""
         self._set_state(ConnState.SYNCING)
-        accounts = self.ib.managedAccounts()
+        accounts = self.client.managed_accounts()
         self.status.accounts = accounts
-        self._check_account(accounts)
-        self.ib.setTimeout(self.heartbeat.idle)
+        try:
+            self.account = choose_account(self.settings.account, accounts, self.allow_live)
+        except LiveAccountRefusedError:
+            disconnect_quietly(self.client)
+            raise
+        self.client.set_idle_timeout(self.heartbeat.idle)
         try:
             for hook in list(self._session_hooks):
-                await hook(self.ib)
+                await hook(self.client)
         except (ConnectionError, TimeoutError) as exc:
             log.warning("sync_failed", error=repr(exc))
-            self._safe_disconnect()
+            disconnect_quietly(self.client)
             return False
-        if not self.ib.isConnected():
+        if not self.client.connected:
             return False
         self._set_state(ConnState.READY if self.status.ib_connected else ConnState.DEGRADED)
         return True
 
-    def _check_account(self, accounts: list[str]) -> None:
-        account = self.settings.account
-        if account and account not in accounts:
-            self._safe_disconnect()
-            raise LiveAccountRefusedError(
-                f"ib.account {mask_account(account)} is not managed by this login "
-                f"(managed: {', '.join(mask_account(a) for a in accounts)})"
-            )
-        if not account and len(accounts) == 1:
-            account = accounts[0]
-        self.account = account
-        chosen = [account] if account else accounts
-        live = [a for a in chosen if not is_paper_account(a)]
-        if live and not self.allow_live:
-            self._safe_disconnect()
-            raise LiveAccountRefusedError(
-                f"account {', '.join(mask_account(a) for a in live)} is not a paper account "
-                '(paper accounts start with "DU"); set trading.mode = "live" and pass --live '
-                "to trade it"
-            )
+    # --- the link's events (LinkListener) ---
 
-    # --- events from ib_async ---
-
-    def _on_disconnected(self) -> None:
+    def on_link_lost(self) -> None:
         if self.status.state in (ConnState.READY, ConnState.DEGRADED, ConnState.SYNCING):
             if self._stopping.is_set():
                 log.info("disconnected", port=self.status.port, reason="stopping")
@@ -425,48 +297,43 @@ class Connection:
                 hook()
         self._disconnected.set()
 
-    def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
-        info = tws_errors.lookup(code)
-        if code == 326:
-            self._seen_326 = True
-            if self.status.state is ConnState.CONNECTING:
-                self._refused.set()
-        serious = info.severity in (tws_errors.Severity.ERROR, tws_errors.Severity.CRITICAL)
-        if serious or tws_errors.is_connectivity(code):
-            self.status.last_error = (code, message)
-        if code in _FARMS:
-            self.status.farms[_FARMS[code]] = code
+    def on_link_error(self, code: int, message: str) -> None:
+        self.status.last_error = (code, message)
+
+    def on_link_message(self, req_id: int, code: int, message: str) -> None:
+        if code == tws_errors.CLIENT_ID_IN_USE:
+            self._connector.client_id_in_use(self.status.state is ConnState.CONNECTING)
+        farm = tws_errors.FARMS.get(code)
+        if farm is not None:
+            self.status.farms[farm] = code
             log.info(
                 "farm_status",
                 code=code,
-                farm=_FARMS[code],
+                farm=farm,
                 message=message,
                 rate_limited=True,
                 rate_key=str(code),
             )
-            return
-        if code == 1100:
+        elif code == tws_errors.CONNECTIVITY_LOST:
             self.status.ib_connected = False
             log.warning("ib_connectivity_lost", code=code)
             if self.state is ConnState.READY:
                 self._set_state(ConnState.DEGRADED)
-        elif code in (1101, 1102):
+        elif code in (tws_errors.RESTORED_DATA_LOST, tws_errors.RESTORED_DATA_KEPT):
             self.status.ib_connected = True
-            log.info("ib_connectivity_restored", code=code, data_lost=code == 1101)
-            hooks = self._data_lost_hooks if code == 1101 else self._data_kept_hooks
-            self._spawn(self._restored(hooks))
-        elif code == 1300:
+            lost = code == tws_errors.RESTORED_DATA_LOST
+            log.info("ib_connectivity_restored", code=code, data_lost=lost)
+            self._spawn(self._restored(self._data_lost_hooks if lost else self._data_kept_hooks))
+        elif code == tws_errors.SOCKET_PORT_RESET:
             self.recycle("tws_socket_port_reset")
-        if code not in _LOGGED_ELSEWHERE:
-            _log_tws_message(info, req_id, message)
 
     async def _restored(self, hooks: list[Hook]) -> None:
         for hook in list(hooks):
             await hook()
-        if self.state is ConnState.DEGRADED and self.ib.isConnected():
+        if self.state is ConnState.DEGRADED and self.client.connected:
             self._set_state(ConnState.READY)
 
-    def _frame_oversized(self, announced: int, limit: int) -> None:
+    def on_frame_oversized(self, announced: int, limit: int) -> None:
         """ib_async would wait for this frame for good (the heartbeat with it: bytes still
         arrive), so the socket goes now; the reconnect resubscribes and reconciles."""
         log.error(
@@ -478,21 +345,21 @@ class Connection:
         )
         self.recycle("tws_frame_oversized")
 
-    def _on_idle(self, idle: float) -> None:
+    def on_link_idle(self, idle: float) -> None:
         self._spawn(self._probe(idle))
 
     async def _probe(self, idle: float) -> None:
         """The socket has been silent for `idle` seconds: is the gateway still answering?"""
-        if not self.ib.isConnected():
+        if not self.client.connected:
             return
         try:
-            await asyncio.wait_for(self.ib.reqCurrentTimeAsync(), self.heartbeat.probe)
+            await asyncio.wait_for(self.client.current_time(), self.heartbeat.probe)
         except (TimeoutError, ConnectionError) as exc:
             log.warning("heartbeat_failed", idle_s=round(idle, 1), error=type(exc).__name__)
             self.recycle("heartbeat_timeout")
             return
-        if self.ib.isConnected():
-            self.ib.setTimeout(self.heartbeat.idle)
+        if self.client.connected:
+            self.client.set_idle_timeout(self.heartbeat.idle)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -1,7 +1,8 @@
-"""ES contracts: trading hours, front-month selection with a roll rule, and the listing fetch.
+"""Futures contracts: trading hours, front-month selection with a roll rule, stranded positions.
 
-All instants are timezone-aware `datetime`s (naive ones are refused); results come back in the
-contract's own time zone.
+Everything here works on `Listing`s, the broker's contract details as plain values (made at the
+broker edge, `daemon.broker.ib.contracts`). All instants are timezone-aware `datetime`s (naive
+ones are refused); results come back in the contract's own time zone.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import bisect
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ib_async import IB, ContractDetails, Future, Position, RequestError
-
+from daemon.core.gateway import Position
 from daemon.core.instrument import Instrument
 
 # Abbreviations older TWS versions put in timeZoneId. zoneinfo's own "EST" is fixed UTC-5,
@@ -28,6 +29,37 @@ _TIME = re.compile(r"(\d{2}):?(\d{2})(?::?(\d{2}))?")
 
 class NoContractError(LookupError):
     """No usable contract: the gateway returned none, or every one has expired."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One listed expiry, as the broker's contract details describe it."""
+
+    con_id: int
+    symbol: str
+    local_symbol: str
+    exchange: str
+    currency: str
+    multiplier: str  # as the broker sends it
+    trading_class: str
+    last_trade: str  # lastTradeDateOrContractMonth: YYYYMMDD, YYYYMM or "YYYYMMDD HH:MM Zone"
+    last_trade_time: str
+    real_expiration_date: str
+    time_zone: str
+    trading_hours: str
+    liquid_hours: str
+    min_tick: float
+    price_magnifier: int
+    # The broker's own contract object, to subscribe and order with: opaque here, only the
+    # broker edge reads it. None for details that came without a contract.
+    contract: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """How logs and errors name it."""
+        if self.contract is None:
+            return "<details without contract>"
+        return self.local_symbol or f"{self.symbol} {self.last_trade} (conId {self.con_id})"
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -115,9 +147,9 @@ class SessionCalendar:
         self._horizon = max(ends) if ends else None
 
     @classmethod
-    def from_details(cls, details: ContractDetails) -> SessionCalendar:
-        """The calendar of `details` (`tradingHours`, `liquidHours`, `timeZoneId`)."""
-        return cls(details.tradingHours, details.liquidHours, details.timeZoneId)
+    def from_details(cls, details: Listing) -> SessionCalendar:
+        """The calendar of a listing (its trading hours, liquid hours and time zone)."""
+        return cls(details.trading_hours, details.liquid_hours, details.time_zone)
 
     @property
     def valid_until(self) -> datetime | None:
@@ -170,40 +202,32 @@ class SessionCalendar:
         return datetime.fromtimestamp(epoch, self.tz)
 
 
-def _name(cd: ContractDetails) -> str:
-    c = cd.contract
-    if c is None:
-        return "<details without contract>"
-    return c.localSymbol or f"{c.symbol} {c.lastTradeDateOrContractMonth} (conId {c.conId})"
+def expiry_time(cd: Listing) -> datetime:
+    """When `cd` stops trading: its last trade date at its last trade time in its zone.
 
-
-def expiry_time(cd: ContractDetails) -> datetime:
-    """When `cd` stops trading: its last trade date at `lastTradeTime` in its zone.
-
-    Accepts `lastTradeDateOrContractMonth` as ib_async leaves it (`YYYYMMDD`, time and zone
-    moved to `lastTradeTime`/`timeZoneId`) or unsplit (`YYYYMMDD HH:MM Zone`); a bare
-    contract month `YYYYMM` falls back to `realExpirationDate`. Without a time, 00:00 is used
-    (the earliest it could be). Raises ValueError naming the contract when unparseable.
+    Accepts the last trade date as the client library leaves it (`YYYYMMDD`, time and zone
+    moved to `last_trade_time`/`time_zone`) or unsplit (`YYYYMMDD HH:MM Zone`); a bare contract
+    month `YYYYMM` falls back to `real_expiration_date`. Without a time, 00:00 is used (the
+    earliest it could be). Raises ValueError naming the contract when unparseable.
     """
     day, at, zone = _expiry_parts(cd)
     return datetime.combine(day, at, zone)
 
 
-def _expiry_parts(cd: ContractDetails) -> tuple[date, time, ZoneInfo]:
-    name = _name(cd)
+def _expiry_parts(cd: Listing) -> tuple[date, time, ZoneInfo]:
+    name = cd.name
     if cd.contract is None:
         raise ValueError(f"{name}: no contract")
-    parts = cd.contract.lastTradeDateOrContractMonth.split()
+    parts = cd.last_trade.split()
     day_text = parts[0] if parts else ""
-    time_text = parts[1] if len(parts) > 1 else cd.lastTradeTime.strip()
-    zone_text = parts[2] if len(parts) > 2 else cd.timeZoneId
-    if re.fullmatch(r"\d{6}", day_text) and re.fullmatch(r"\d{8}", cd.realExpirationDate):
-        day_text = cd.realExpirationDate
+    time_text = parts[1] if len(parts) > 1 else cd.last_trade_time.strip()
+    zone_text = parts[2] if len(parts) > 2 else cd.time_zone
+    if re.fullmatch(r"\d{6}", day_text) and re.fullmatch(r"\d{8}", cd.real_expiration_date):
+        day_text = cd.real_expiration_date
     time_match = _TIME.fullmatch(time_text) if time_text else None
     if not re.fullmatch(r"\d{8}", day_text) or (time_text and time_match is None):
         raise ValueError(
-            f"{name}: unparseable expiry {cd.contract.lastTradeDateOrContractMonth!r} "
-            f"(lastTradeTime {cd.lastTradeTime!r})"
+            f"{name}: unparseable expiry {cd.last_trade!r} (lastTradeTime {cd.last_trade_time!r})"
         )
     try:
         at = time()
@@ -214,12 +238,12 @@ def _expiry_parts(cd: ContractDetails) -> tuple[date, time, ZoneInfo]:
         raise ValueError(f"{name}: bad expiry: {exc}") from None
 
 
-def _daily_open(cd: ContractDetails, zone: ZoneInfo) -> tuple[time, int] | None:
+def _daily_open(cd: Listing, zone: ZoneInfo) -> tuple[time, int] | None:
     """The usual session open: time of day and days before its trade date (ES: 17:00, 1)."""
     try:
-        spans, _ = _parse_hours(cd.tradingHours, zone, "tradingHours")
+        spans, _ = _parse_hours(cd.trading_hours, zone, "tradingHours")
     except ValueError as exc:
-        raise ValueError(f"{_name(cd)}: {exc}") from None
+        raise ValueError(f"{cd.name}: {exc}") from None
     opens: Counter[tuple[time, int]] = Counter()
     for start_epoch, end_epoch in zip(spans.starts, spans.ends, strict=True):
         start = datetime.fromtimestamp(start_epoch, zone)
@@ -228,12 +252,12 @@ def _daily_open(cd: ContractDetails, zone: ZoneInfo) -> tuple[time, int] | None:
     return opens.most_common(1)[0][0] if opens else None
 
 
-def roll_time(cd: ContractDetails, roll_days: int = 8) -> datetime:
+def roll_time(cd: Listing, roll_days: int = 8) -> datetime:
     """When to stop trading `cd` and move to the next expiry.
 
     The roll trade date is the last trade date minus `roll_days` calendar days; the roll
     happens at the open of that trade date's session, taken as the usual open in the
-    contract's `tradingHours` (ES: 17:00 CT the evening before). ESZ6 (last trade 2026-12-18)
+    contract's trading hours (ES: 17:00 CT the evening before). ESZ6 (last trade 2026-12-18)
     with 8 days rolls on 2026-12-09 at 17:00 CT. Without trading hours: 00:00 of the roll date.
     """
     if roll_days < 0:
@@ -247,15 +271,20 @@ def roll_time(cd: ContractDetails, roll_days: int = 8) -> datetime:
     return datetime.combine(roll_date - timedelta(days=days_before), open_time, zone)
 
 
-def _by_expiry(details: Sequence[ContractDetails]) -> list[tuple[datetime, ContractDetails]]:
+def by_expiry(details: Sequence[Listing]) -> list[Listing]:
+    """`details` nearest expiry first (ValueError naming a contract whose expiry is unreadable)."""
+    return [cd for _, cd in _by_expiry(details)]
+
+
+def _by_expiry(details: Sequence[Listing]) -> list[tuple[datetime, Listing]]:
     keyed = [(expiry_time(cd), cd) for cd in details]
-    keyed.sort(key=lambda pair: (pair[0], pair[1].contract.conId if pair[1].contract else 0))
+    keyed.sort(key=lambda pair: (pair[0], pair[1].con_id))
     return keyed
 
 
 def select_front(
-    details: Sequence[ContractDetails], now: datetime, roll_days_before_expiry: int = 8
-) -> ContractDetails:
+    details: Sequence[Listing], now: datetime, roll_days_before_expiry: int = 8
+) -> Listing:
     """The contract to trade at `now`: the nearest unexpired one whose `roll_time` is after
     `now`. If every unexpired contract is past its roll, the furthest one (the listing is too
     short to roll into anything better). Raises NoContractError when all have expired."""
@@ -269,9 +298,7 @@ def select_front(
     return live[-1]
 
 
-def next_after(
-    details: Sequence[ContractDetails], current: ContractDetails
-) -> ContractDetails | None:
+def next_after(details: Sequence[Listing], current: Listing) -> Listing | None:
     """The nearest contract expiring after `current`: the one to roll into."""
     current_expiry = expiry_time(current)
     for expiry, cd in _by_expiry(details):
@@ -280,44 +307,21 @@ def next_after(
     return None
 
 
-def instrument_from_details(cd: ContractDetails) -> Instrument:
+def instrument_from_details(cd: Listing) -> Instrument:
     """The traded contract as the broker describes it: tick size, multiplier, month."""
-    c = cd.contract
-    if c is None:
+    if cd.contract is None:
         raise NoContractError("contract details without a contract")
     return Instrument.from_broker(
-        symbol=c.symbol,
-        exchange=c.exchange or c.primaryExchange,
-        currency=c.currency,
-        min_tick=cd.minTick,
-        multiplier=c.multiplier,
-        price_magnifier=cd.priceMagnifier,
-        con_id=c.conId,
-        local_symbol=c.localSymbol,
-        trading_class=c.tradingClass,
+        symbol=cd.symbol,
+        exchange=cd.exchange,
+        currency=cd.currency,
+        min_tick=cd.min_tick,
+        multiplier=cd.multiplier,
+        price_magnifier=cd.price_magnifier,
+        con_id=cd.con_id,
+        local_symbol=cd.local_symbol,
+        trading_class=cd.trading_class,
     )
-
-
-async def fetch_future_details(
-    ib: IB, symbol: str, exchange: str, currency: str
-) -> list[ContractDetails]:
-    """Every listed expiry of the future, nearest first.
-
-    Raises NoContractError when the gateway finds none (error 200, or an empty answer). The
-    request has no deadline of its own (a broken sec-def farm, 2157, can stall it): callers
-    bound it with `asyncio.timeout`.
-    """
-    what = f"FUT {symbol} on {exchange} in {currency}"
-    try:
-        details = await ib.reqContractDetailsAsync(
-            Future(symbol, exchange=exchange, currency=currency)
-        )
-    except RequestError as exc:
-        raise NoContractError(f"no contract details for {what}: {exc}") from exc
-    found = [cd for cd in details if cd.contract is not None]
-    if not found:
-        raise NoContractError(f"no contract details for {what}: check symbol, exchange, currency")
-    return [cd for _, cd in _by_expiry(found)]
 
 
 def stranded_positions(
@@ -327,8 +331,5 @@ def stranded_positions(
     return [
         p
         for p in positions
-        if p.contract.symbol == symbol
-        and p.contract.secType == "FUT"
-        and p.contract.conId != front_con_id
-        and p.position != 0
+        if p.symbol == symbol and p.sec_type == "FUT" and p.con_id != front_con_id and p.quantity
     ]

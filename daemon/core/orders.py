@@ -158,6 +158,7 @@ class Order:
     filled: int = 0
     avg_fill_price: float | None = None
     created: float = 0.0  # market time when sent
+    con_id: int = 0  # the contract it trades (0: not known, journaled before contracts were)
 
     @property
     def live(self) -> bool:
@@ -200,4 +201,5 @@ class Order:
             "order_type": self.order_type.value,
             "price": self.price,
             "status": self.status.value,
+            "con_id": self.con_id,
         }

@@ -8,65 +8,47 @@ from the quote) is *held*, and released in order once enough following trades (o
 confirm the new level, or rejected when the market comes back. So a real gap is delayed by at
 most `spike_confirm_trades` trades, never rejected for good.
 
-Snapshot samples (`reqMktData`) follow ib_async's convention that NaN means "not sent / empty
+Snapshot samples (`reqMktData`) are taken apart by `SampleGuard` (`daemon.flow.sample_guard`)
+and judged by the same rules. They follow ib_async's convention that NaN means "not sent / empty
 level": a NaN bid, ask, size, last or volume there is absent, not counted. Every other bad value
 (-1, 0, inf, IB's unset markers, off-grid, crossed, locked, stale) is counted once per sample.
+The value checks themselves (`Reason`, IB's unset markers) are in `daemon.flow.tick_checks`.
 """
 
 from __future__ import annotations
 
-import enum
-import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
 from daemon.core.instrument import Instrument
-from daemon.flow.events import DataMode, QuoteEvent, RtPrint, SnapshotEvent, TradeEvent
+from daemon.flow.events import QuoteEvent, RtPrint, SnapshotEvent, TradeEvent
 from daemon.flow.prints import Health
+from daemon.flow.sample_guard import SampleGuard, SnapshotCheck
+from daemon.flow.tick_checks import (
+    HUGE,
+    UNSET_DECIMAL,
+    UNSET_DOUBLE,
+    UNSET_INTEGER,
+    UNSET_LONG,
+    Reason,
+    judge_quote,
+    price_reason,
+    size_reason,
+)
 from daemon.settings import FlowSettings
 
-# IB's "no value" markers (ibapi `common.py`, ib_async `util.py`); any of them in a price or a
-# size is UNSET. Kept here as floats because daemon.flow imports neither client library.
-UNSET_DOUBLE: Final = sys.float_info.max
-UNSET_INTEGER: Final = 2**31 - 1
-UNSET_LONG: Final = 2**63 - 1
-UNSET_DECIMAL: Final = 2**127 - 1
-_UNSET: Final = frozenset(
-    float(v) for v in (UNSET_DOUBLE, UNSET_INTEGER, UNSET_LONG, UNSET_DECIMAL)
-)
+__all__ = [
+    "UNSET_DECIMAL",
+    "UNSET_DOUBLE",
+    "UNSET_INTEGER",
+    "UNSET_LONG",
+    "Reason",
+    "SnapshotCheck",
+    "TickGuard",
+]
 
-# Fast-path bound: every usable price or size is below the smallest unset marker. Values at or
-# above it are either a marker (UNSET) or absurd (BAD_PRICE / BAD_SIZE).
-_HUGE: Final = float(UNSET_INTEGER)
 _NO_SEQ: Final = -(2**63)
-
-
-class Reason(enum.StrEnum):
-    """Why a tick was rejected; the values are the keys of status.json `rejected_ticks`."""
-
-    BAD_PRICE = "bad_price"  # NaN, inf, <= 0 (incl. -1)
-    UNSET = "unset"  # IB's unset markers in price or size
-    BAD_SIZE = "bad_size"  # trade size NaN/inf/<= 0 (quote sizes: NaN/inf/negative only)
-    OFF_GRID = "off_grid"
-    CROSSED = "crossed_quote"  # bid > ask
-    LOCKED = "locked_quote"  # bid == ask
-    STALE_QUOTE = "stale_quote"  # quote's exchange_time older than newest seen - quote_stale_s
-    SPIKE = "spike"  # unconfirmed spike
-    DUPLICATE = "duplicate"
-    VOLUME_RESET = "volume_reset"  # cumulative volume went backwards (counted, re-baselined)
-
-
-@dataclass(slots=True)
-class SnapshotCheck:
-    """What a SnapshotEvent leaves after the guard."""
-
-    quote: tuple[int, int, float, float] | None  # (bid_tick, ask_tick, bid_size, ask_size)
-    last_tick: int | None  # valid last price as a tick index (not spike-checked)
-    volume_increment: float | None  # None for the first sample and after a reset
-    prints: list[tuple[int, float, float, bool]]  # accepted RtPrints: (tick, size, time, single)
-
 
 _T = TypeVar("_T")
 
@@ -79,15 +61,17 @@ class _Hold(Generic[_T]):
     level: int = 0  # tick of the first held trade
     confirmations: int = 0
 
+    def start(self, item: _T, tick: int, time: float) -> None:
+        """Hold `item` as the first trade of a new suspected level."""
+        self.items.append((item, tick, time))
+        self.level = tick
+        self.confirmations = 0
 
-def _price_reason(price: float) -> Reason:
-    """Why `price` failed the fast check `0 < price < _HUGE`."""
-    return Reason.UNSET if price in _UNSET else Reason.BAD_PRICE
-
-
-def _size_reason(size: float) -> Reason:
-    """Why a size failed its fast check."""
-    return Reason.UNSET if size in _UNSET else Reason.BAD_SIZE
+    def take(self) -> list[tuple[_T, int, float]]:
+        """Everything held, oldest first; the hold is empty after."""
+        taken = list(self.items)
+        self.items.clear()
+        return taken
 
 
 class TickGuard:
@@ -110,17 +94,15 @@ class TickGuard:
         "_on_reject",
         "_per_point",
         "_print_hold",
-        "_print_reset",
-        "_print_total",
         "_qhi",
         "_qlo",
         "_quote_rejects",
+        "_samples",
         "_stale",
         "_tick_index",
         "_trade_hold",
         "_trade_rejects",
         "_trade_seq",
-        "_volume",
         "rejected",
     )
 
@@ -155,9 +137,13 @@ class TickGuard:
         self._trade_hold: _Hold[TradeEvent] = _Hold()
         self._held_trades = self._trade_hold.items  # same list, for the hot path's emptiness test
         self._print_hold: _Hold[RtPrint] = _Hold()
-        self._print_total = float("-inf")  # newest RtPrint total volume seen on a valid print
-        self._print_reset = False  # a volume reset was seen: the next lower print total is new
-        self._volume: float | None = None  # cumulative volume baseline
+        self._samples = SampleGuard(
+            count=self._count,
+            reject_trade=self._reject_trade,
+            take_quote=self._take_quote,
+            tick_of=self._tick_of,
+            judge_print=lambda p, tick, time: self._judge(self._print_hold, p, tick, time),
+        )
         # Consecutive rejections per stream, reset by that stream's next accepted tick.
         self._trade_rejects = 0
         self._quote_rejects = 0
@@ -173,7 +159,7 @@ class TickGuard:
         return (
             self._trade_seq == _NO_SEQ
             and self._newest == float("-inf")
-            and self._volume is None
+            and self._samples.volume is None
             and not self.rejected
         )
 
@@ -191,11 +177,11 @@ class TickGuard:
             return self._reject_trade(Reason.DUPLICATE, ev)
         self._trade_seq = seq
         price = ev.price
-        if not 0.0 < price < _HUGE:
-            return self._reject_trade(_price_reason(price), ev)
+        if not 0.0 < price < HUGE:
+            return self._reject_trade(price_reason(price), ev)
         size = ev.size
-        if not 0.0 < size < _HUGE:
-            return self._reject_trade(_size_reason(size), ev)
+        if not 0.0 < size < HUGE:
+            return self._reject_trade(size_reason(size), ev)
         scaled = price * self._per_point
         if scaled.is_integer():  # exact grid prices; float noise takes tick_index's tolerance
             tick = int(scaled)
@@ -231,10 +217,10 @@ class TickGuard:
         bid = ev.bid
         ask = ev.ask
         if (
-            0.0 < bid < _HUGE
-            and 0.0 < ask < _HUGE
-            and 0.0 <= ev.bid_size < _HUGE
-            and 0.0 <= ev.ask_size < _HUGE
+            0.0 < bid < HUGE
+            and 0.0 < ask < HUGE
+            and 0.0 <= ev.bid_size < HUGE
+            and 0.0 <= ev.ask_size < HUGE
         ):
             per_point = self._per_point
             bid_scaled = bid * per_point
@@ -255,35 +241,21 @@ class TickGuard:
                     self._newest = time
                 self._quote_rejects = 0
                 return bid_tick, ask_tick
-        judged = self._judge_quote(bid, ask, ev.bid_size, ev.ask_size, ev.exchange_time)
+        return self._take_quote(bid, ask, ev.bid_size, ev.ask_size, ev.exchange_time, ev)
+
+    def _take_quote(
+        self, bid: float, ask: float, bid_size: float, ask_size: float, time: float, ev: object
+    ) -> tuple[int, int] | None:
+        """The slow path of a quote (or a sample's): its ticks when accepted, else None."""
+        judged = judge_quote(
+            bid, ask, bid_size, ask_size, time < self._newest - self._stale, self._tick_of
+        )
         if isinstance(judged, Reason):
             self._count(judged, ev)
             self._quote_rejects += 1
             return None
-        self._set_quote(judged[0], judged[1], ev.exchange_time)
+        self._set_quote(judged[0], judged[1], time)
         return judged
-
-    def _judge_quote(
-        self, bid: float, ask: float, bid_size: float, ask_size: float, time: float
-    ) -> Reason | tuple[int, int]:
-        """The quote's ticks, or the first thing wrong with it."""
-        for price in (bid, ask):
-            if not 0.0 < price < _HUGE:
-                return _price_reason(price)
-        for size in (bid_size, ask_size):
-            if not 0.0 <= size < _HUGE:
-                return _size_reason(size)
-        bid_tick = self._tick_of(bid)
-        ask_tick = self._tick_of(ask)
-        if bid_tick is None or ask_tick is None:
-            return Reason.OFF_GRID
-        if bid_tick > ask_tick:
-            return Reason.CROSSED
-        if bid_tick == ask_tick:
-            return Reason.LOCKED
-        if time < self._newest - self._stale:
-            return Reason.STALE_QUOTE
-        return bid_tick, ask_tick
 
     def _set_quote(self, bid_tick: int, ask_tick: int, time: float) -> None:
         band = self._band
@@ -296,95 +268,8 @@ class TickGuard:
     # -- snapshot samples ------------------------------------------------------------------------
 
     def snapshot(self, ev: SnapshotEvent) -> SnapshotCheck:
-        """Judge each part of a sample on its own; one count per problem per sample.
-
-        A sample in tick-by-tick mode serves volume reconciliation only: its quote, last and
-        prints duplicate the BidAsk/AllLast feeds, so they are neither judged nor counted twice.
-        """
-        increment = self._check_volume(ev)
-        if ev.mode is DataMode.TICK_BY_TICK:
-            return SnapshotCheck(quote=None, last_tick=None, volume_increment=increment, prints=[])
-        return SnapshotCheck(
-            quote=self._check_snapshot_quote(ev),
-            last_tick=self._check_last(ev),
-            volume_increment=increment,
-            prints=self._check_prints(ev),
-        )
-
-    def _check_snapshot_quote(self, ev: SnapshotEvent) -> tuple[int, int, float, float] | None:
-        bid, ask, bid_size, ask_size = ev.bid, ev.ask, ev.bid_size, ev.ask_size
-        if bid != bid or ask != ask or bid_size != bid_size or ask_size != ask_size:
-            return None  # NaN: no quote in this sample (ib_async's empty level)
-        judged = self._judge_quote(bid, ask, bid_size, ask_size, ev.exchange_time)
-        if isinstance(judged, Reason):
-            self._count(judged, ev)
-            self._quote_rejects += 1
-            return None
-        self._set_quote(judged[0], judged[1], ev.exchange_time)
-        return judged[0], judged[1], bid_size, ask_size
-
-    def _check_last(self, ev: SnapshotEvent) -> int | None:
-        last = ev.last
-        if last != last:
-            return None
-        if not 0.0 < last < _HUGE:
-            self._reject_trade(_price_reason(last), ev)
-            return None
-        tick = self._tick_of(last)
-        if tick is None:
-            self._reject_trade(Reason.OFF_GRID, ev)
-        return tick
-
-    def _check_volume(self, ev: SnapshotEvent) -> float | None:
-        """The volume increment; None for the first sample, a missing volume or a reset."""
-        volume = ev.volume
-        if volume != volume:
-            return None
-        if not 0.0 <= volume < _HUGE:
-            self._count(_size_reason(volume), ev)
-            return None
-        previous = self._volume
-        self._volume = volume
-        if previous is None:
-            return None
-        if volume < previous:
-            self._count(Reason.VOLUME_RESET, ev)
-            self._print_reset = True
-            return None
-        return volume - previous
-
-    def _check_prints(self, ev: SnapshotEvent) -> list[tuple[int, float, float, bool]]:
-        accepted: list[tuple[int, float, float, bool]] = []
-        hold = self._print_hold
-        for p in ev.prints:
-            total = p.total_volume
-            if total <= self._print_total:
-                if not self._print_reset:
-                    self._reject_trade(Reason.DUPLICATE, p)
-                    continue
-                # After a volume reset, the first print counted from zero again re-baselines
-                # (prints of the old count may still come first in the same sample).
-                self._print_reset = False
-            price = p.price
-            if not 0.0 < price < _HUGE:
-                self._reject_trade(_price_reason(price), p)
-                continue
-            size = p.size
-            if not 0.0 < size < _HUGE:
-                self._reject_trade(_size_reason(size), p)
-                continue
-            if total in _UNSET:
-                self._reject_trade(Reason.UNSET, p)
-                continue
-            tick = self._tick_of(price)
-            if tick is None:
-                self._reject_trade(Reason.OFF_GRID, p)
-                continue
-            if math.isfinite(total):
-                self._print_total = total
-            for item, item_tick, time in self._judge(hold, p, tick, p.time):
-                accepted.append((item_tick, item.size, time, item.single))
-        return accepted
+        """Judge each part of a sample on its own (`SampleGuard.check`)."""
+        return self._samples.check(ev)
 
     # -- spikes ----------------------------------------------------------------------------------
 
@@ -406,7 +291,7 @@ class TickGuard:
                 self._accept(tick, time)
                 out.append((item, tick, time))
             else:
-                self._start_hold(hold, item, tick, time)
+                hold.start(item, tick, time)
             return out
         band = self._band
         from_held = abs(tick - hold.level)
@@ -422,13 +307,8 @@ class TickGuard:
         if near_reference:
             self._accept(tick, time)
             return [(item, tick, time)]
-        self._start_hold(hold, item, tick, time)  # yet another level: suspect it in turn
+        hold.start(item, tick, time)  # yet another level: suspect it in turn
         return out
-
-    def _start_hold(self, hold: _Hold[_T], item: _T, tick: int, time: float) -> None:
-        hold.items.append((item, tick, time))
-        hold.level = tick
-        hold.confirmations = 0
 
     def _accept(self, tick: int, time: float) -> None:
         self._lo = tick - self._band
@@ -438,8 +318,7 @@ class TickGuard:
         self._trade_rejects = 0
 
     def _release(self, hold: _Hold[_T]) -> list[tuple[_T, int, float]]:
-        released = list(hold.items)
-        hold.items.clear()
+        released = hold.take()
         for _, tick, time in released:
             self._accept(tick, time)
         return released

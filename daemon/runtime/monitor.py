@@ -15,10 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from ib_async import IB
 
 from daemon.broker.contracts import SessionCalendar
-from daemon.broker.finished_trades import FinishedTrades
 from daemon.broker.marketdata import MarketData
 from daemon.flow.extractor import OrderFlow
 from daemon.flow.guards import Reason
@@ -83,8 +81,7 @@ class Monitor:
         flow: OrderFlow,
         schedule: SessionSchedule,
         trader: Trader | None,
-        finished_trades: FinishedTrades,
-        ib: IB,
+        sweep_finished: Callable[[], int],
         notifier: Notifier,
         *,
         interval_s: float,
@@ -97,8 +94,7 @@ class Monitor:
         self.flow = flow
         self.schedule = schedule
         self.trader = trader
-        self.finished_trades = finished_trades
-        self.ib = ib
+        self._sweep_finished = sweep_finished  # finished trades out of the client's memory
         self.notifier = notifier
         self.interval_s = interval_s
         self._write_status = write_status
@@ -124,7 +120,7 @@ class Monitor:
                 self._follow_market()
             except Exception as exc:
                 self._failed("follow_market", exc)
-            self.finished_trades.sweep(self.ib.wrapper)
+            self._sweep_finished()
             now = self._clock()
             doc = self._write_status()
             line = status_mod.status_line(doc)

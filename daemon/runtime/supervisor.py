@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from ib_async import IB
 
 from daemon.broker.connection import Connection, LiveAccountRefusedError
-from daemon.broker.finished_trades import FinishedTrades
+from daemon.broker.ib.client import IbClient
 from daemon.broker.marketdata import MarketData
 from daemon.core.instrument import Instrument, InstrumentError
 from daemon.flow.extractor import OrderFlow
@@ -58,7 +57,6 @@ MAX_HEALTHY_LAG_S = 1.0
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69  # the shutdown policy could not be carried out and confirmed at the broker
 JOURNAL_FILE = "journal.sqlite"
-THROTTLE_WINDOW_S = 1.25
 
 
 class Supervisor:
@@ -80,14 +78,11 @@ class Supervisor:
         self.debug = debug
         self.exit_after = exit_after
         self._clock = clock
-        self.ib = IB()  # the one client object of the process
-        # ib_async's own send throttle (every message, not just orders), over a window wider
-        # than 1 s: the gateway counts arrivals, and a busy gateway reading a burst late can
-        # bunch 1.1 s of sends into its 1-second window (measured: 51 > 50 with a 1.05 s window).
-        self.ib.client.MaxRequests = settings.execution.max_messages_per_second
-        self.ib.client.RequestsInterval = THROTTLE_WINDOW_S  # type: ignore[assignment]  # ib_async annotates it int
-        self.conn = Connection(self.ib, settings.ib, allow_live=allow_live)
-        self.finished_trades = FinishedTrades(clock)  # what ib_async would keep all connection
+        # The one client object of the process, with its send throttle (every message).
+        self.client = IbClient(
+            max_messages_per_second=settings.execution.max_messages_per_second, clock=clock
+        )
+        self.conn = Connection(self.client, settings.ib, allow_live=allow_live)
         self.schedule = SessionSchedule()
         self.trader: Trader | None = None
         self.flow = OrderFlow(
@@ -145,8 +140,7 @@ class Supervisor:
             self.flow,
             self.schedule,
             self.trader,
-            self.finished_trades,
-            self.ib,
+            self.client.sweep_finished,
             self.notifier,
             interval_s=settings.status.interval_s,
             write_status=self.write_status,
@@ -165,6 +159,8 @@ class Supervisor:
     def _on_contract(self, instrument: Instrument) -> None:
         """The front contract as the broker describes it: the flow's grid follows (the same
         for a roll; another one after data would mis-price everything, so it halts)."""
+        if self.trader is not None:
+            self.trader.sync.route_to_front()
         try:
             self.flow.set_instrument(instrument)
         except InstrumentError as exc:

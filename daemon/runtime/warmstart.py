@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
-from ib_async import IB
 
 from daemon.broker.backfill import HistoricalPacer, backfill
 from daemon.broker.connection import Connection
+from daemon.broker.ib.client import IbClient
 from daemon.broker.marketdata import MarketData
 from daemon.flow.events import MarketEvent, TradeEvent
 from daemon.flow.extractor import OrderFlow
@@ -68,22 +68,22 @@ class WarmStart:
         self.conn.on_session(self._start)
         self.conn.on_data_lost(self._start_gap)
 
-    async def _hold(self, ib: IB) -> None:
+    async def _hold(self, client: IbClient) -> None:
         if self.data.backfill:
             self.flow.begin_warmup()
 
     async def _hold_gap(self) -> None:
         if self._task is None or self._task.done():
-            await self._hold(self.conn.ib)
+            await self._hold(self.conn.client)
 
     async def _start_gap(self) -> None:
         if self._task is None or self._task.done():
-            await self._start(self.conn.ib)
+            await self._start(self.conn.client)
 
-    async def _start(self, ib: IB) -> None:
+    async def _start(self, client: IbClient) -> None:
         if not self.flow.warming_up:
             return
-        self._task = asyncio.create_task(self._fill(ib), name="warm_start")
+        self._task = asyncio.create_task(self._fill(client), name="warm_start")
         self._task.add_done_callback(lambda _: [listener() for listener in self.listeners])
 
     def _abandon(self) -> None:
@@ -101,7 +101,7 @@ class WarmStart:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _fill(self, ib: IB) -> None:
+    async def _fill(self, client: IbClient) -> None:
         market = self.market
         assert market is not None
         started = self._clock()
@@ -115,7 +115,7 @@ class WarmStart:
         first_live = await self._first_live_second(now)
         try:
             result = await backfill(
-                ib,
+                client,
                 market.contract,
                 since,
                 first_live,

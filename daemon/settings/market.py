@@ -119,6 +119,14 @@ class InstrumentSettings(Section):
         ge=0,
         description="Roll to the next expiry this many calendar days before the front expires.",
     )
+    on_roll: Literal["keep", "close", "roll"] = Field(
+        default="keep",
+        description='This instance\'s position in the month rolled out of: "keep" it at the '
+        'broker with its bracket working (reported at each start), "close" it at market, or '
+        '"roll" it: close it, then open the same position in the new front month at market '
+        "with a bracket at the distances of the intent that opened it. A close or roll is one "
+        "journaled operation that a restart carries on.",
+    )
 
 
 class DataSettings(Section):

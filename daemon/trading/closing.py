@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from ib_async import IB
 
-from daemon.core.orders import Role, Side, Status
+from daemon.broker.ib.client import IbClient
+from daemon.core.gateway import Position
+from daemon.core.orders import Order, Role, Side, Status
 from daemon.trading.execution import Executor
 from daemon.trading.journal import JournalError
 from daemon.trading.risk import OrderCheck, OrderKind, RiskContext, RiskManager
@@ -30,26 +31,26 @@ __all__ = ["BrokerPositions", "Closer", "FlattenResult"]
 
 class BrokerPositions:
     """The broker's positions, asked again: one request at a time, and never while an earlier
-    one is unanswered (ib_async keys the request by name: a late answer would otherwise
-    complete the next request with old positions)."""
+    one is unanswered (the client library keys the request by name: a late answer would
+    otherwise complete the next request with old positions)."""
 
-    def __init__(self, ib: IB, account: Callable[[], str]) -> None:
-        self.ib = ib
+    def __init__(self, client: IbClient, account: Callable[[], str]) -> None:
+        self.client = client
         self._account = account
         self._lock = asyncio.Lock()
-        self._unanswered: asyncio.Future[list[Any]] | None = None
+        self._unanswered: asyncio.Future[list[Position]] | None = None
 
-    async def request(self, seconds: float) -> list[Any] | None:
+    async def request(self, seconds: float) -> list[Position] | None:
         """Every position of the login, fresh from the broker, the last word per account and
         contract (updates pushed during the request are in the answer too); None when the
         broker did not answer within ``seconds``."""
-        if not self.ib.isConnected():
+        if not self.client.connected:
             return None
         async with self._lock:
             if self.unanswered:
                 log.warning("positions_unanswered", reason="an earlier request is unanswered")
                 return None
-            answer: asyncio.Future[list[Any]] = asyncio.ensure_future(self.ib.reqPositionsAsync())
+            answer = asyncio.ensure_future(self.client.positions())
             try:
                 positions = await asyncio.wait_for(asyncio.shield(answer), seconds)
             except (TimeoutError, ConnectionError) as exc:
@@ -57,9 +58,9 @@ class BrokerPositions:
                 answer.add_done_callback(lambda f: f.cancelled() or f.exception())
                 log.warning("positions_unanswered", seconds=seconds, error=type(exc).__name__)
                 return None
-        latest: dict[tuple[str, int], Any] = {}
+        latest: dict[tuple[str, int], Position] = {}
         for p in positions:
-            latest[(p.account, p.contract.conId)] = p
+            latest[(p.account, p.con_id)] = p
         return list(latest.values())
 
     @property
@@ -78,16 +79,16 @@ class BrokerPositions:
 
     def last(self, con_id: int | None) -> int | None:
         """The account's position in ``con_id`` as last pushed by the broker (no request)."""
-        if con_id is None or not self.ib.isConnected():
+        if con_id is None or not self.client.connected:
             return None
-        return self._sum(self.ib.positions(), con_id)
+        return self._sum(self.client.last_positions(), con_id)
 
-    def _sum(self, positions: list[Any], con_id: int) -> int:
+    def _sum(self, positions: list[Position], con_id: int) -> int:
         account = self._account()
         return sum(
-            int(p.position)
+            int(p.quantity)
             for p in positions
-            if p.contract.conId == con_id and (not account or p.account == account)
+            if p.con_id == con_id and (not account or p.account == account)
         )
 
 
@@ -117,42 +118,84 @@ class Closer:
     context: Callable[[], RiskContext]
     journal_intent: Callable[[str], str]  # reason -> a journaled closing intent's ref
     wait: Callable[[Callable[[], bool], float], Awaitable[bool]]
+    # this instance's positions in contracts other than the one traded now (by conId)
+    held_elsewhere: Callable[[], dict[int, int]] = dict
     pending_exits: int = 0  # contracts exit orders being sized will close (+ closes a long)
 
     # --- flatten ---
 
     async def flatten(self, reason: str, within: float | None = None) -> FlattenResult:
-        """Cancel every order of ours, wait for the broker to confirm, re-read its position,
-        close ours at market, and confirm; all within ``within`` seconds (default: four
-        confirmations' worth)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (4 * self.confirm_s if within is None else within)
-
-        def left() -> float:
-            return max(0.0, min(self.confirm_s, deadline - loop.time()))
-
+        """Cancel every order of ours, wait for the broker to confirm, then in the contract
+        traded now and in any other this instance holds (a month rolled out of with
+        ``keep``): re-read the broker's position, close ours at market, and confirm; all
+        within ``within`` seconds (default: four confirmations' worth)."""
+        left = self._budget(within)
         for rec in self.executor.live():
-            sent = rec.perm_id is not None or rec.status is not Status.JOURNALED
-            if sent and self.executor.cancel(rec, f"flatten: {reason}"):
-                self.risk.record_sent(1)
+            self._cancel(rec, f"flatten: {reason}")
         if not await self.wait(lambda: not self.executor.live(), left()):
             still = ", ".join(r.ref for r in self.executor.live())
             return self._failed(
                 reason, f"cancels not confirmed ({still} still working); no closing order sent"
             )
-        con_id = self.con_id()
-        if con_id is None:
+        front = self.con_id()
+        if front is None:
             return self._failed(reason, "no contract known; no closing order sent")
+        result = await self._close(front, self.own_position(), reason, left)
+        for con_id, own in self.held_elsewhere().items():
+            other = await self._close(con_id, own, reason, left, front=False)
+            message = f"{result.message}; conId {con_id}: {other.message}"
+            result = FlattenResult(result.ok and other.ok, message, result.position)
+        return result
+
+    async def close_contract(
+        self, con_id: int, own: int, reason: str, within: float | None = None
+    ) -> FlattenResult:
+        """Cancel our orders in ``con_id`` (a month rolled out of), then close this
+        instance's ``own`` position there, sized and confirmed as a flatten is."""
+        left = self._budget(within)
+        mine = [r for r in self.executor.live() if r.con_id == con_id]
+        for rec in mine:
+            self._cancel(rec, f"close: {reason}")
+        if not await self.wait(lambda: not any(r.live for r in mine), left()):
+            still = ", ".join(r.ref for r in mine if r.live)
+            return self._failed(
+                reason, f"cancels not confirmed ({still} still working); no closing order sent"
+            )
+        return await self._close(con_id, own, reason, left, front=False)
+
+    def _budget(self, within: float | None) -> Callable[[], float]:
+        """Seconds left for the next wait: at most a confirmation's worth, and never past the
+        deadline ``within`` from now (default: four confirmations)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (4 * self.confirm_s if within is None else within)
+        return lambda: max(0.0, min(self.confirm_s, deadline - loop.time()))
+
+    def _cancel(self, rec: Order, why: str) -> None:
+        sent = rec.perm_id is not None or rec.status is not Status.JOURNALED
+        if sent and self.executor.cancel(rec, why):
+            self.risk.record_sent(1)
+
+    async def _close(
+        self,
+        con_id: int,
+        own: int | None,
+        reason: str,
+        left: Callable[[], float],
+        *,
+        front: bool = True,
+    ) -> FlattenResult:
+        """Close ``own`` (None: not trusted, the broker's word stands) in ``con_id``, no more
+        than the broker holds there, and confirm."""
         broker = await self.positions.read(con_id, left())
         if broker is None:
             return self._failed(
                 reason, "the broker's position could not be re-read; no closing order sent"
             )
-        close, why = self._flatten_size(broker)
+        close, why = _flatten_size(broker, own)
         if why:
             return self._failed(reason, why, broker)
         if close:
-            refusal = self._send_flatten(reason, close)
+            refusal = self._send_flatten(reason, close, 0 if front else con_id)
             if refusal is not None:
                 return self._failed(reason, refusal, broker)
             await self.wait(lambda: not self.executor.live(), left())
@@ -160,29 +203,22 @@ class Closer:
         working = len(self.executor.live())
         if after is not None and after == broker - close and not working:
             others = f"; the account's other {after:+d} is not this instance's" if after else ""
-            log.warning("flatten_confirmed", reason=reason, closed=close, account_position=after)
+            log.warning(
+                "flatten_confirmed",
+                reason=reason,
+                closed=close,
+                account_position=after,
+                con_id=con_id,
+            )
             return FlattenResult(True, f"flatten ({reason}): flat, nothing working{others}", after)
         shown = "unknown" if after is None else f"{after:+d}"
         return self._failed(
             reason, f"not confirmed flat: broker position {shown}, {working} working", after
         )
 
-    def _flatten_size(self, broker: int) -> tuple[int, str]:
-        """Signed contracts to close (+ sells a long) and, when nothing may be sent, why."""
-        own = self.own_position()
-        ours = broker if own is None else own  # after a mismatch the broker's word stands
-        if ours == 0:
-            return 0, ""
-        if broker == 0 or (broker > 0) != (ours > 0):
-            return 0, (
-                f"the broker holds {broker:+d} and this instance {ours:+d}: nothing of ours "
-                "to close there; no closing order sent"
-            )
-        size = min(abs(ours), abs(broker))
-        return (size if broker > 0 else -size), ""
-
-    def _send_flatten(self, reason: str, close: int) -> str | None:
-        """Send the market order closing ``close`` (+ sells); the refusal, if any."""
+    def _send_flatten(self, reason: str, close: int, con_id: int = 0) -> str | None:
+        """Send the market order closing ``close`` (+ sells) in ``con_id`` (0: the contract
+        traded now); the refusal, if any."""
         action = Side.closing(close)
         ctx = dataclasses.replace(self.context(), position=close, reconciled=True)
         refusal = self.risk.check(OrderCheck(OrderKind.FLATTEN, action, abs(close), None), ctx)
@@ -191,7 +227,7 @@ class Closer:
         try:
             ref = self.journal_intent(f"flatten: {reason}")
             self.executor.send_close(
-                f"{ref}-F", Role.FLATTEN, ref, action, abs(close), None, ctx.now
+                f"{ref}-F", Role.FLATTEN, ref, action, abs(close), None, ctx.now, con_id=con_id
             )
         except JournalError as exc:
             # Closing comes first: send it unjournaled, and say so (the next start reports
@@ -204,8 +240,9 @@ class Closer:
                 action="the closing order goes out without a journal row",
             )
             self.executor.send_close(
-                f"{ref}-F", Role.FLATTEN, None, action, abs(close), None, ctx.now, journal=False
-            )
+                f"{ref}-F", Role.FLATTEN, None, action, abs(close), None, ctx.now,
+                journal=False, con_id=con_id,
+            )  # fmt: skip
         self.risk.record_sent(1)
         return None
 
@@ -251,3 +288,18 @@ class Closer:
             return
         self.executor.send_close(f"{ref}-X", Role.EXIT, ref, action, size, price, ctx.now)
         self.risk.record_sent(1)
+
+
+def _flatten_size(broker: int, own: int | None) -> tuple[int, str]:
+    """Signed contracts to close (+ sells a long) of this instance's ``own`` position (None:
+    not trusted, the broker's word stands) and, when nothing may be sent, why."""
+    ours = broker if own is None else own
+    if ours == 0:
+        return 0, ""
+    if broker == 0 or (broker > 0) != (ours > 0):
+        return 0, (
+            f"the broker holds {broker:+d} and this instance {ours:+d}: nothing of ours "
+            "to close there; no closing order sent"
+        )
+    size = min(abs(ours), abs(broker))
+    return (size if broker > 0 else -size), ""

@@ -91,7 +91,7 @@ class Context:
         if not self.settings.risk.no_entry_on_roll_day:
             return False
         details = self.market.details
-        key = tuple(d.contract.conId if d.contract else 0 for d in details)
+        key = tuple(d.con_id for d in details)
         if key != self._roll_key:  # roll times change only with the listed contracts
             self._roll_key = key
             roll_days = self.settings.instrument.roll_days_before_expiry

@@ -48,10 +48,11 @@ class Dispatcher:
         self.exits_sent: set[str] = set()  # targets moved through the market
 
     def book(self, position: int) -> Book:
-        """What the planner sees: ``position`` and every order the executor knows."""
+        """What the planner sees: ``position`` and every order the executor knows in the
+        contract traded now."""
         return Book(
             position,
-            list(self.executor.orders.values()),
+            [r for r in self.executor.orders.values() if self.executor.trades_now(r)],
             frozenset(self.exits_sent),
             self.closer.pending_exits,
         )

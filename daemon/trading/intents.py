@@ -9,13 +9,14 @@ once a second (`resume_flip`) until it goes on with its intent, expires, or is a
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import structlog
 
 from daemon.core.instrument import Instrument
 from daemon.core.orders import OrderType
-from daemon.core.planner import Flip, Plan, Quote, Want, heading, plan_flip, plan_intent
+from daemon.core.planner import Book, Flip, Plan, Quote, Want, heading, plan_flip, plan_intent
 from daemon.flow.extractor import FlowState, OrderFlow
 from daemon.settings import ExecutionSettings
 from daemon.trading.context import Context
@@ -58,6 +59,7 @@ class Intents:
         self._instrument = instrument
         self._wall = wall
         self._flip: tuple[Flip, str] | None = None  # a flip waiting, and its intent's ref
+        self.paused_by: Callable[[], str | None] = lambda: None  # why intents wait, if they do
 
     def handle(self, intent: Intent, now: float, state: FlowState | None) -> None:
         """Turn an intent into cancels, an exit or a bracket (`planner`); each order passes the
@@ -68,21 +70,17 @@ class Intents:
         if position is None:
             log.info("intent_ignored", reason="position not trusted", target=intent.target)
             return
+        paused = self.paused_by()
+        if paused is not None:
+            log.info("intent_ignored", reason=paused, target=intent.target, rate_limited=True)
+            return
         book = self.dispatcher.book(position)
         if intent.target == heading(book) and self._flip is None:
             return
         ref = self._journal(intent, now)
         log.info("intent", ref=ref, target=intent.target, position=position, reason=intent.reason)
         self._flip = None
-        plan = plan_intent(
-            _want(intent),
-            book,
-            self._quote(),
-            self._instrument(),
-            exit_through_ticks=self.settings.exit_through_ticks,
-            now=now,
-        )
-        self._carry_out(plan, ref, now, state)
+        self._carry_out(self._plan(intent, book, now), ref, now, state)
 
     def resume_flip(self, now: float) -> None:
         """A waiting flip: wait on, give up, or go on with its intent."""
@@ -115,6 +113,42 @@ class Intents:
             log.warning("flip_abandoned", ref=ref, position=position, target=flip.want.target)
         self._carry_out(plan, ref, now, None)
 
+    def roll_into_front(
+        self,
+        target: int,
+        stop_ticks: int,
+        target_ticks: int,
+        reason: str,
+        now: float,
+        journaled: Callable[[str], None],
+    ) -> str | None:
+        """Open the position a roll carries (``target``) in the front month: at market, with a
+        bracket, through every risk check but the roll day's (it restores what was held).
+        ``journaled`` hears the intent's ref before anything is sent. Returns the ref; None
+        when the front month already heads there (nothing sent)."""
+        position = self.sync.position
+        if position is None:
+            raise RuntimeError("roll_into_front needs a trusted position")
+        book = self.dispatcher.book(position)
+        if target == heading(book):
+            return None
+        intent = Intent(target, stop_ticks, target_ticks, EntryType.MKT, reason=reason)
+        ref = self._journal(intent, now)
+        journaled(ref)
+        log.info("intent", ref=ref, target=target, position=position, reason=reason)
+        self._carry_out(self._plan(intent, book, now), ref, now, None, roll=True)
+        return ref
+
+    def _plan(self, intent: Intent, book: Book, now: float) -> Plan:
+        return plan_intent(
+            _want(intent),
+            book,
+            self._quote(),
+            self._instrument(),
+            exit_through_ticks=self.settings.exit_through_ticks,
+            now=now,
+        )
+
     def journal_closing(self, reason: str) -> str:
         """Journal a closing intent (target flat, at market); its ref."""
         closing = Intent(0, 0, 0, EntryType.MKT, reason=reason)
@@ -124,9 +158,15 @@ class Intents:
         bid, ask = self.flow.features.quote
         return Quote(bid, ask)
 
-    def _carry_out(self, plan: Plan, ref: str, now: float, state: FlowState | None) -> None:
-        """The plan's actions (see `dispatch`), then the intent's status."""
-        if not self.dispatcher.send(plan.actions, ref, self.context.risk_context(now, state)):
+    def _carry_out(
+        self, plan: Plan, ref: str, now: float, state: FlowState | None, *, roll: bool = False
+    ) -> None:
+        """The plan's actions (see `dispatch`), then the intent's status. A roll's opening
+        is exempt from the roll day's rule."""
+        ctx = self.context.risk_context(now, state)
+        if roll:
+            ctx = dataclasses.replace(ctx, roll_day=False)
+        if not self.dispatcher.send(plan.actions, ref, ctx):
             return
         if plan.outcome == "waiting":
             assert plan.flip is not None

@@ -1,7 +1,6 @@
 """The journal's schema and rows: migrations, row types, their SQL and the checks on them.
 
-Split from `daemon.trading.journal` (which re-exports the public names) so that the journal
-module holds the `Journal` class alone.
+Shared by the journal's modules; `daemon.trading.journal` re-exports the public names.
 """
 
 from __future__ import annotations
@@ -140,6 +139,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX exec_corrections_exec ON exec_corrections (exec_id)",
     ),
+    (
+        # Each order's contract (a roll leaves orders in the old month working); NULL: an
+        # order journaled before, in the front month of its day.
+        "ALTER TABLE orders ADD COLUMN con_id INTEGER",
+    ),
 ]
 
 
@@ -256,7 +260,7 @@ INTENT_COLS: Final = _columns(IntentRow)
 ORDER_COLS: Final = (
     "ref, intent_ref, role, client_id, order_id, perm_id, parent_ref, action, quantity, "
     "order_type, lmt_price, aux_price, tif, oca_group, status, filled, remaining, "
-    "avg_fill_price, created, updated"
+    "avg_fill_price, created, updated, con_id"
 )
 STATUS_COLS: Final = _columns(StatusRow)
 EXEC_COLS: Final = _columns(ExecRow)
@@ -264,7 +268,7 @@ POSITION_COLS: Final = _columns(PositionRow)
 DAILY_COLS: Final = _columns(DailyPnl)
 EVENT_COLS: Final = _columns(EventRow)
 INSERT_INTENT: Final = _insert("intents", IntentRow)
-INSERT_ORDER: Final = f"INSERT INTO orders ({ORDER_COLS}) VALUES ({', '.join('?' * 20)})"
+INSERT_ORDER: Final = f"INSERT INTO orders ({ORDER_COLS}) VALUES ({', '.join('?' * 21)})"
 INSERT_STATUS: Final = _insert("order_status", StatusRow)
 INSERT_EXEC: Final = _insert("executions", ExecRow)
 INSERT_POSITION: Final = _insert("positions", PositionRow)
@@ -276,7 +280,7 @@ def order_from_row(row: Sequence[Any]) -> Order:
     """An `Order` from a row of ORDER_COLS (the stored remaining and updated time drop out)."""
     (ref, intent_ref, role, client_id, order_id, perm_id, parent_ref, action, quantity,
      order_type, lmt_price, aux_price, tif, oca_group, status, filled, _remaining,
-     avg_fill_price, created, _updated) = row  # fmt: skip
+     avg_fill_price, created, _updated, con_id) = row  # fmt: skip
     return Order(
         ref=ref,
         role=Role(role),
@@ -296,6 +300,7 @@ def order_from_row(row: Sequence[Any]) -> Order:
         filled=filled or 0,
         avg_fill_price=avg_fill_price,
         created=created,
+        con_id=con_id or 0,
     )
 
 
@@ -305,6 +310,7 @@ def journaled_values(o: Order) -> tuple[Any, ...]:
         o.ref, o.intent_ref, o.role.value, o.client_id, o.order_id or None, o.perm_id,
         o.parent_ref, o.action.value, o.quantity, o.order_type.value, o.lmt_price, o.aux_price,
         o.tif, o.oca_group, Status.JOURNALED.value, 0, o.quantity, None, o.created, o.created,
+        o.con_id or None,
     )  # fmt: skip
 
 

@@ -42,12 +42,12 @@ class DayPnl:
         self.ledger = Ledger(instrument().multiplier)
         self.realized = 0.0
         self.commissions = 0.0
-        self._journaled: dict[int, int] = {}  # con_id -> Σ journaled fills
+        self.positions: dict[int, int] = {}  # con_id -> Σ journaled fills, every contract
         self.rebuild()
 
     def rebuild(self) -> None:
         """Position, average price and the day's PnL from the journal's executions."""
-        self._journaled.clear()
+        self.positions = self.journal.positions_by_contract()
         con_id = self._con_id()
         multiplier = self._instrument().multiplier
         executions = self.journal.executions(con_id=con_id)
@@ -57,11 +57,9 @@ class DayPnl:
         self.commissions = day.commissions
 
     def journaled(self, con_id: int) -> int:
-        """Σ the journal's fills in ``con_id``."""
-        journaled = self._journaled.get(con_id)
-        if journaled is None:
-            journaled = self._journaled[con_id] = self.journal.journal_position(con_id)
-        return journaled
+        """Σ the journal's fills in ``con_id`` (as of the last `rebuild`: every fill and
+        reconcile makes one)."""
+        return self.positions.get(con_id, 0)
 
     def unrealized(self) -> float | None:
         return self.ledger.unrealized(self._mark())

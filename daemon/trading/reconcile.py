@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
-from ib_async import IB, ExecutionFilter
 
+from daemon.broker.ib.client import IbClient
 from daemon.core.orders import Status
 from daemon.trading.closing import BrokerPositions
 from daemon.trading.execution import Executor
@@ -40,7 +40,7 @@ class ReconcileResult:
 
 
 async def reconcile(
-    ib: IB,
+    client: IbClient,
     executor: Executor,
     journal: Journal,
     *,
@@ -54,11 +54,11 @@ async def reconcile(
     """Fetch the broker's state, journal what was missed, and list what differs."""
     result = ReconcileResult()
     # Every client's open orders: ours placed under a fallback client id in an earlier life
-    # count as seen (the taps leave other applications' orders alone).
-    await asyncio.wait_for(ib.reqAllOpenOrdersAsync(), wait_s)
-    await asyncio.wait_for(ib.reqCompletedOrdersAsync(apiOnly=True), wait_s)
+    # count as seen (the executor leaves other applications' orders alone).
+    await asyncio.wait_for(client.open_orders(), wait_s)
+    await asyncio.wait_for(client.completed_orders(), wait_s)
     for client_id in dict.fromkeys(client_ids):
-        await asyncio.wait_for(ib.reqExecutionsAsync(ExecutionFilter(clientId=client_id)), wait_s)
+        await asyncio.wait_for(client.executions(client_id), wait_s)
     positions = await positions_of.request(wait_s)
     if positions is None:
         raise TimeoutError(f"positions not answered within {wait_s:g} s")
@@ -83,11 +83,10 @@ async def reconcile(
     broker: dict[int, int] = {}
     names: dict[int, str] = {}
     for pos in positions:
-        c = pos.contract
-        if c.symbol != symbol or (account and pos.account != account):
+        if pos.symbol != symbol or (account and pos.account != account):
             continue
-        broker[c.conId] = broker.get(c.conId, 0) + int(pos.position)
-        names[c.conId] = c.localSymbol or str(c.conId)
+        broker[pos.con_id] = broker.get(pos.con_id, 0) + int(pos.quantity)
+        names[pos.con_id] = pos.local_symbol or str(pos.con_id)
     result.broker_positions = broker
     con_ids = set(broker) | {e.con_id for e in journal.executions()} | set(offsets)
     for con_id in sorted(con_ids):

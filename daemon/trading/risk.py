@@ -1,7 +1,8 @@
 """Pre-trade risk: every order message is checked here before it is sent.
 
 Pure and deterministic: the world comes in as a `RiskContext` built by the caller, time for the
-rate windows comes from an injected monotonic clock, and nothing here does I/O besides logging.
+rate windows comes from an injected monotonic clock (`MessageBudget` keeps them), and nothing
+here does I/O besides logging.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 
 from daemon.flow.prints import Health
 from daemon.settings import RiskSettings, parse_window
+from daemon.trading.message_budget import MessageBudget
 from daemon.trading.model import Refusal, TradingState
 
 log = structlog.get_logger("daemon.trading.risk")
@@ -145,15 +147,11 @@ class RiskManager:
         on_state: Callable[[TradingState, TradingState, str], None] | None = None,
     ) -> None:
         self._settings = settings
-        self._clock = clock
+        self._budget = MessageBudget(settings, clock)
         self._on_state = on_state
         self._windows = tuple(_window(text) for text in settings.no_entry_windows)
         self._state = TradingState.ACTIVE
         self._reason = "start"
-        self._sent: deque[tuple[float, int]] = deque()  # (clock, messages) of the last 60 s
-        self._day = ""
-        self._messages_day = 0
-        self._fills_day = 0
         self._net: float | None = None
         self._loss_hit = False
         self._rejects = 0
@@ -206,15 +204,11 @@ class RiskManager:
 
     def record_sent(self, messages: int) -> None:
         """Messages just sent (any kind): feeds the rate windows and the day's efficiency."""
-        if messages < 0:
-            raise ValueError(f"record_sent: messages {messages} is negative")
-        if messages:
-            self._sent.append((self._clock(), messages))
-            self._messages_day += messages
+        self._budget.record_sent(messages)
 
     def record_fill(self) -> None:
         """One execution (a fill of any size) for the day's efficiency ratio."""
-        self._fills_day += 1
+        self._budget.record_fill()
 
     def record_accepted(self) -> None:
         """An order was acknowledged by the broker: the reject streak ends."""
@@ -252,8 +246,7 @@ class RiskManager:
 
         A HALTED state stays HALTED: a halt lasts until an operator resumes.
         """
-        self._day = day
-        self._messages_day = self._fills_day = 0
+        self._budget.new_day(day)
         self._net = None
         self._loss_hit = False
 
@@ -271,7 +264,7 @@ class RiskManager:
         if refusal is None and order.kind is OrderKind.ENTRY and ctx.position is not None:
             refusal = self._check_entry(order, ctx, ctx.position)
         if order.kind is not OrderKind.FLATTEN:  # getting out is never rate-limited here
-            refusal = refusal or self._check_rates(order)
+            refusal = refusal or self._budget.check_rates(order.messages)
         if refusal is not None:
             self.refusals[refusal.rule] += 1
             self.last_refusals.append((ctx.now, refusal.rule, refusal.detail))
@@ -328,7 +321,11 @@ class RiskManager:
                 f"working {ctx.working_orders} + new {order.new_orders} > max "
                 f"{s.max_working_orders}",
             )
-        return self._check_collar(order, ctx) or self._check_hours(ctx) or self._check_efficiency()
+        return (
+            self._check_collar(order, ctx)
+            or self._check_hours(ctx)
+            or self._budget.check_efficiency()
+        )
 
     def _check_collar(self, order: OrderCheck, ctx: RiskContext) -> Refusal | None:
         mid = ctx.mid()
@@ -364,49 +361,11 @@ class RiskManager:
             return Refusal("roll_day", "no entries on the front month's roll day")
         return None
 
-    def _check_efficiency(self) -> Refusal | None:
-        s = self._settings
-        if self._messages_day < s.efficiency_grace_messages:
-            return None
-        ratio = self._messages_day / max(1, self._fills_day)
-        if ratio > s.max_messages_per_fill:
-            return Refusal(
-                "order_efficiency",
-                f"{self._messages_day} messages / {self._fills_day} fills = {ratio:.1f} > "
-                f"{s.max_messages_per_fill:g}",
-            )
-        return None
-
-    def _check_rates(self, order: OrderCheck) -> Refusal | None:
-        per_second, per_minute = self._rates()
-        s = self._settings
-        if per_second + order.messages > s.max_orders_per_second:
-            return Refusal(
-                "orders_per_second",
-                f"{per_second} sent in the last 1 s + {order.messages} > {s.max_orders_per_second}",
-            )
-        if per_minute + order.messages > s.max_orders_per_minute:
-            return Refusal(
-                "orders_per_minute",
-                f"{per_minute} sent in the last 60 s + {order.messages} > "
-                f"{s.max_orders_per_minute}",
-            )
-        return None
-
-    def _rates(self) -> tuple[int, int]:
-        """Messages sent in the trailing (now-1, now] and (now-60, now] by the monotonic clock."""
-        now = self._clock()
-        while self._sent and self._sent[0][0] <= now - 60:
-            self._sent.popleft()
-        per_second = sum(n for t, n in self._sent if t > now - 1)
-        return per_second, sum(n for _, n in self._sent)
-
     # --- status ------------------------------------------------------------------------------
 
     def summary(self) -> dict[str, object]:
         """State, refusals, rates and the day's efficiency, JSON-ready for status output."""
         s = self._settings
-        per_second, per_minute = self._rates()
         return {
             "state": str(self._state),
             "reason": self._reason,
@@ -415,20 +374,7 @@ class RiskManager:
                 {"time": t, "rule": rule, "detail": detail}
                 for t, rule, detail in self.last_refusals
             ],
-            "rates": {
-                "messages_1s": per_second,
-                "messages_60s": per_minute,
-                "max_per_second": s.max_orders_per_second,
-                "max_per_minute": s.max_orders_per_minute,
-            },
-            "efficiency": {
-                "day": self._day,
-                "messages": self._messages_day,
-                "fills": self._fills_day,
-                "ratio": self._messages_day / max(1, self._fills_day),
-                "max_messages_per_fill": s.max_messages_per_fill,
-                "grace_messages": s.efficiency_grace_messages,
-            },
+            **self._budget.summary(),
             "consecutive_rejects": self._rejects,
             "net_pnl": self._net,
             "daily_loss_limit": s.daily_loss_limit,

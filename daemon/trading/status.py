@@ -2,7 +2,8 @@
 
 State and why, the position (only when trusted: PnL on an untrusted position is not shown), the
 day's PnL, working orders, refusals, the last reconcile and what it found, contracts no stop
-covers, the broker's own position, the last flatten, and the alarms.
+covers, positions kept in months rolled out of and the roll under way, the broker's own
+position, the last flatten, and the alarms.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from daemon.trading.execution import Executor
 from daemon.trading.operator import Operator
 from daemon.trading.pnl import DayPnl
 from daemon.trading.risk import RiskManager
+from daemon.trading.roll import Roller
 from daemon.trading.sync import BrokerSync
 from daemon.trading.upkeep import unprotected
 
@@ -34,6 +36,7 @@ class TradingStatus:
         positions: BrokerPositions,
         alarms: Alarms,
         operator: Operator,
+        roller: Roller,
     ) -> None:
         self.enabled = enabled
         self.risk = risk
@@ -43,6 +46,7 @@ class TradingStatus:
         self.positions = positions
         self.alarms = alarms
         self.operator = operator
+        self.roller = roller
 
     def document(self) -> dict[str, Any]:
         risk = self.risk.summary()
@@ -66,7 +70,9 @@ class TradingStatus:
             "last_refusals": risk.get("last_refusals", []),
             "reconciled": self.sync.reconciled,
             "last_reconcile": self.sync.last_reconcile,
-            "unprotected": unprotected(position, live),
+            "unprotected": unprotected(position, self.executor.live_here()),
+            "held_elsewhere": {str(c): p for c, p in self.sync.held_elsewhere().items()},
+            "roll": self.roller.as_status(),
             "mismatches": self.sync.mismatches,
             "account_position": self.positions.last(self.sync.con_id()),
             "last_flatten": self.operator.last_flatten,

@@ -1,7 +1,7 @@
 """Reconcile on (re)connect, and whether our position can be trusted.
 
 `BrokerSync` is the connection's session and disconnect hook. On a new session it claims the
-order-ref prefix (or the daemon exits 78), points the executor at the account and contract, and
+order-ref prefix (or the daemon exits 78), routes orders to the account and contract, and
 reconciles the broker's orders, executions and positions against the journal (`reconcile`);
 only a clean reconcile on a live socket makes the position trusted, and with it any order
 possible. A mismatch halts trading and is kept (`mismatches`) until the operator resumes, which
@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from ib_async import IB, Contract
 
 from daemon.broker.connection import Connection
+from daemon.broker.contracts import Listing
+from daemon.broker.ib.client import IbClient
 from daemon.trading.alarms import Alarms
 from daemon.trading.closing import BrokerPositions
 from daemon.trading.execution import Executor
@@ -50,7 +51,8 @@ class BrokerSync:
         *,
         symbol: str,
         wait_s: float,
-        contract: Callable[[], Contract | None],  # the front contract, once known
+        contract: Callable[[], Listing | None],  # the front contract, once known
+        route: Callable[[object | None, str], None],  # orders go to (contract, account)
         record_event: Callable[..., None],
         wall: Callable[[], float],
     ) -> None:
@@ -66,6 +68,7 @@ class BrokerSync:
         self.symbol = symbol
         self.wait_s = wait_s
         self._contract = contract
+        self._route = route
         self._event = record_event
         self._wall = wall
         self.reconciled = False
@@ -93,6 +96,13 @@ class BrokerSync:
     def position_of(self, con_id: int) -> int:
         return self.pnl.journaled(con_id) + self.offsets.get(con_id, 0)
 
+    def held_elsewhere(self) -> dict[int, int]:
+        """This instance's positions in contracts other than the front one (a month rolled
+        out of with ``instrument.on_roll = "keep"``), by conId."""
+        front = self.con_id()
+        held = {c: self.position_of(c) for c in {*self.pnl.positions, *self.offsets}}
+        return {c: p for c, p in held.items() if p and c != front}
+
     def broker_position(self) -> int | None:
         """The account's position in the front contract as the broker last pushed it (None:
         not connected, or the contract not known yet)."""
@@ -101,17 +111,22 @@ class BrokerSync:
     def con_id(self) -> int | None:
         """The front contract's id, once known."""
         contract = self._contract()
-        return None if contract is None else contract.conId
+        return None if contract is None else contract.con_id
+
+    def route_to_front(self) -> None:
+        """New orders go to the front contract (at each session, and when the front rolls);
+        orders already sent keep their own contract."""
+        front = self._contract()
+        self._route(None if front is None else front.contract, self.conn.account or "")
 
     # --- the connection's hooks ---
 
-    async def on_session(self, ib: IB) -> None:
+    async def on_session(self, client: IbClient) -> None:
         self.reconciled = False
-        self.executor.account = self.conn.account or ""
-        self.executor.contract = self._contract()
+        self.route_to_front()
         self.claim.claim(self.conn.account or "", self.conn.status.port)  # or exit 78
-        self._event("connect", client_id=ib.client.clientId, port=self.conn.status.port)
-        await self.reconcile(ib)
+        self._event("connect", client_id=client.client_id, port=self.conn.status.port)
+        await self.reconcile(client)
 
     def on_disconnect(self) -> None:
         self.reconciled = False
@@ -122,17 +137,17 @@ class BrokerSync:
 
     # --- reconcile ---
 
-    async def reconcile(self, ib: IB) -> None:
+    async def reconcile(self, client: IbClient) -> None:
         """The broker's state against the journal (see `reconcile`); a journal that cannot be
         written leaves the position untrusted: no orders until it is."""
         try:
-            await self._reconcile(ib)
+            await self._reconcile(client)
         except JournalError as exc:
             self.alarms.journal_failed(exc)
 
-    async def _reconcile(self, ib: IB) -> None:
+    async def _reconcile(self, client: IbClient) -> None:
         result = await reconcile(
-            ib,
+            client,
             self.executor,
             self.journal,
             symbol=self.symbol,
@@ -186,7 +201,7 @@ class BrokerSync:
     async def recheck(self) -> None:
         """Ask the broker again (after an alarm): the position is untrusted until it answers."""
         self.reconciled = False
-        await self.reconcile(self.conn.ib)
+        await self.reconcile(self.conn.client)
 
     # --- the operator's answer to a mismatch ---
 

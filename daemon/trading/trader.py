@@ -21,6 +21,7 @@ from daemon.broker.connection import Connection
 from daemon.broker.marketdata import MarketData
 from daemon.core.orders import Order, Role, Status
 from daemon.flow.extractor import FlowState, OrderFlow
+from daemon.flow.prints import Health
 from daemon.flow.sessions import SessionSchedule
 from daemon.settings import Settings
 from daemon.trading.alarms import Alarms
@@ -37,6 +38,7 @@ from daemon.trading.operator import Operator
 from daemon.trading.ownership import Ownership
 from daemon.trading.pnl import DayPnl
 from daemon.trading.risk import RiskManager
+from daemon.trading.roll import Roller
 from daemon.trading.status import TradingStatus
 from daemon.trading.strategy import Strategy
 from daemon.trading.sync import BrokerSync
@@ -75,8 +77,9 @@ class Trader:
         self.alarms = Alarms(  # an alarm cancels entries (through the operator, built below)
             self.risk, self._event, lambda: self.operator.cancel_entries_soon("alarm"), wall
         )
+        gateway = conn.client.orders
         self.executor = Executor(
-            conn.ib,
+            gateway,
             journal,
             execution,
             on_fill=self._on_fill,
@@ -93,7 +96,7 @@ class Trader:
             day_of=schedule.trading_day,
             wall=wall,
         )
-        self.positions = BrokerPositions(conn.ib, lambda: conn.account or "")
+        self.positions = BrokerPositions(conn.client, lambda: conn.account or "")
         # The closer calls back into parts that need it first: its lambdas find them when run.
         self.closer = Closer(
             self.executor,
@@ -106,6 +109,7 @@ class Trader:
             lambda: self.context.risk_context(flow.features.clock or 0.0, None),
             lambda reason: self.intents.journal_closing(reason),
             self.changes.until,
+            held_elsewhere=lambda: self.sync.held_elsewhere(),
         )
         self.dispatcher = Dispatcher(
             conn, self.executor, self.closer, self.risk, journal, self.background, self._event
@@ -113,7 +117,7 @@ class Trader:
         self.pnl = DayPnl(
             journal,
             schedule,
-            con_id=lambda: None if market.contract is None else market.contract.conId,
+            con_id=lambda: market.con_id,
             instrument=lambda: market.instrument,
             mark=lambda: flow.features.last_price,
             on_new_day=self.risk.new_day,
@@ -131,7 +135,8 @@ class Trader:
             self.changes,
             symbol=settings.instrument.symbol,
             wait_s=execution.reconcile_timeout_s,
-            contract=lambda: market.contract,
+            contract=lambda: market.front,
+            route=gateway.route,
             record_event=self._event,
             wall=wall,
         )
@@ -187,6 +192,21 @@ class Trader:
             wall=wall,
         )
         self.position_watch = PositionWatch(self.sync, self.background.spawn, self._event, wall)
+        self.roller = Roller(
+            settings.instrument.on_roll,
+            journal,
+            self.sync,
+            self.executor,
+            self.closer,
+            self.intents,
+            self.alarms,
+            spawn=self.background.spawn,
+            record_event=self._event,
+            data_ok=lambda: flow.health is Health.OK,
+            within_s=4 * execution.confirm_timeout_s,
+            wall=wall,
+        )
+        self.intents.paused_by = lambda: "a roll is being carried out" if self.roller.busy else None
         self.journal_check = JournalCheck(
             journal, self.alarms, settings.trading.journal_check_s, wall
         )
@@ -199,6 +219,7 @@ class Trader:
             self.positions,
             self.alarms,
             self.operator,
+            self.roller,
         )
         self.feed = StrategyFeed(
             flow, strategy, self.alarms, self.risk, view=self.view, act=self.intents.handle
@@ -218,7 +239,7 @@ class Trader:
 
     def unprotected(self) -> int:
         """Contracts of the position no live stop at the broker would close (0 = all covered)."""
-        return unprotected(self.position, self.executor.live())
+        return unprotected(self.position, self.executor.live_here())
 
     def view(self, t: float, state: FlowState | None) -> StrategyView:
         return self.context.view(t, state)
@@ -289,6 +310,7 @@ class Trader:
             return
         self.upkeep.run(now)
         self.position_watch.run()
+        self.roller.tick(now)
         self.intents.resume_flip(now)
 
     def _pnl_tick(self) -> None:

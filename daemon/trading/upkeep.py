@@ -66,11 +66,13 @@ class OrderUpkeep:
         self._closing = closing
         self._cancel = cancel
         self._event = record_event
-        self._strays = StrayWatch(wall)
+        self.strays = StrayWatch(wall)
+        self.runs = 0  # times `run` has run
 
     def run(self, now: float) -> None:
         """Once a second at market time ``now``, while connected."""
-        naked = unprotected(self.sync.position, self.executor.live())
+        self.runs += 1
+        naked = unprotected(self.sync.position, self.executor.live_here())
         if naked and not self._closing():
             log.error(
                 "position_unprotected",
@@ -101,8 +103,8 @@ class OrderUpkeep:
         position = self.sync.position
         if position is None or self.positions.last(self.sync.con_id()) != position:
             return
-        live = self.executor.live()
-        for rec in self._strays.due(stray_children(live, self.executor.orders, position)):
+        live = self.executor.live_here()  # a rolled-out month's bracket protects its own
+        for rec in self.strays.due(stray_children(live, self.executor.orders, position)):
             log.warning(
                 "stray_order_cancelled",
                 ref=rec.ref,

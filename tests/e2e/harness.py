@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ib_async import Contract
 
 from daemon.flow.prints import Health
 from daemon.runtime.supervisor import Supervisor
@@ -81,7 +82,13 @@ class Daemon:
         turn asks the gateway the time, whose answer is a read that wakes the next check."""
         async with asyncio.timeout(limit):
             while not predicate():
-                await self.sup.ib.reqCurrentTimeAsync()
+                await self.sup.client.current_time()
+
+    async def round_trip(self) -> None:
+        """One request answered by the gateway: whatever the daemon sent before has been read.
+        (A request of its own, keyed by its id: the daemon's clock reads share theirs.)"""
+        ask = Contract(secType="FUT", symbol="ES", exchange="CME")
+        await asyncio.wait_for(self.sup.client.ib.reqContractDetailsAsync(ask), WAIT)
 
     async def wait_exit(self, limit: float = WAIT) -> int:
         """The supervisor's exit code, once it ends by itself."""
@@ -90,7 +97,7 @@ class Daemon:
     async def ready(self, market: Market) -> None:
         """Connected, reconciled, and the data OK: trades flow until the flow says so."""
         await self.until(lambda: self.trader.sync.reconciled and self.sup.market.stats.resubscribes)
-        await self.sup.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
+        await self.sup.client.current_time()  # the subscriptions have reached the gateway
         market.quote(market.bid)
         for _ in range(3):
             market.trade()

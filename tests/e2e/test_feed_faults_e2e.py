@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import structlog
 
-from daemon.broker.framing import MAX_FRAME_BYTES
+from daemon.broker.ib.framing import MAX_FRAME_BYTES
 from daemon.flow.prints import Health
 from ibsim.gateway import Gateway
 from tests.daemon.broker.conftest import WAIT
@@ -33,7 +33,7 @@ class Wake:
     def __init__(self, d: Daemon) -> None:
         self._event = asyncio.Event()
         sup = d.sup
-        sup.ib.updateEvent += self._event.set
+        sup.client.ib.updateEvent += self._event.set
         sup.conn.on_state(lambda _: self._event.set())
         check = sup.market.check
 

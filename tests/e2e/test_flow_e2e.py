@@ -36,7 +36,7 @@ class Changes:
 
     def __init__(self, sup: Supervisor) -> None:
         self._event = asyncio.Event()
-        sup.conn.ib.updateEvent += self._event.set
+        sup.conn.client.ib.updateEvent += self._event.set
         sup.conn.on_state(lambda _: self._event.set())
         sup.warm_start.listeners.append(self._event.set)
 
@@ -112,7 +112,7 @@ async def test_warm_start_then_live_gives_the_whole_session(
     history_volume, history_delta = market(gateway, T0 + 1, 600, moving=False)
     sup, until = daemon(gateway)
     await until(lambda: sup.market.stats.resubscribes >= 1 and sup.flow.warming_up)
-    await sup.market.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
+    await sup.client.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
     live_volume, live_delta = market(gateway, T0 + 700, 30, price=5001.0)
     await until(lambda: not sup.flow.warming_up and sup.flow.trades == 630)
     state = sup.flow.state()
@@ -135,7 +135,7 @@ async def test_bad_ticks_from_the_gateway_are_counted_and_change_nothing(
 ) -> None:
     sup, until = daemon(gateway, backfill=False)
     await until(lambda: sup.market.stats.resubscribes >= 1)
-    await sup.market.ib.reqCurrentTimeAsync()
+    await sup.client.ib.reqCurrentTimeAsync()
     market(gateway, T0 + 1, 20)
     await until(lambda: sup.flow.trades == 20 and sup.flow.health is Health.OK)
     before = sup.flow.state().features
@@ -143,7 +143,7 @@ async def test_bad_ticks_from_the_gateway_are_counted_and_change_nothing(
     kinds += [BadTick.CROSSED, BadTick.SPIKE]
     for kind in kinds:
         gateway.bad_tick(kind)
-    await sup.market.ib.reqCurrentTimeAsync()
+    await sup.client.ib.reqCurrentTimeAsync()
     await until(lambda: sum(sup.flow.state().rejected.values()) == len(kinds))
     market(gateway, T0 + 30, 3)  # the market goes on
     await until(lambda: sup.flow.trades == 23)
@@ -160,14 +160,14 @@ async def test_trades_missed_during_an_outage_are_filled_in_after_1101(
 ) -> None:
     sup, until = daemon(gateway)
     await until(lambda: sup.market.stats.resubscribes >= 1 and sup.flow.warming_up)
-    await sup.market.ib.reqCurrentTimeAsync()
+    await sup.client.ib.reqCurrentTimeAsync()
     before = market(gateway, T0 + 1, 20, moving=False)
     await until(lambda: sup.flow.trades == 20 and not sup.flow.warming_up)
     gateway.connectivity_lost()
     missed = market(gateway, T0 + 30, 10, moving=False)  # the daemon is sent none of these
     gateway.connectivity_restored(data_lost=True)
     await until(lambda: sup.market.stats.resubscribes >= 2)
-    await sup.market.ib.reqCurrentTimeAsync()
+    await sup.client.ib.reqCurrentTimeAsync()
     samples = sup.market.stats.snapshots
     after = market(gateway, T0 + 60, 10)
     # All trades processed, and a cumulative-volume sample taken after the last of them.

@@ -109,7 +109,7 @@ async def test_another_instances_fills_are_never_adopted_nor_flattened(
         "account at the broker 3, this instance's journaled fills 0" in d.trader.sync.mismatches[0]
     )
     d.trader.handle_intent(d.strategy.intent(0, entry="MKT"), market.t, None)  # even so
-    await d.sup.ib.reqCurrentTimeAsync()
+    await d.round_trip()
     assert gateway_orders(gateway) == []  # nothing sold: not ours to close
     assert position(gateway) == 3
 
@@ -298,7 +298,7 @@ async def test_a_fill_nobody_told_us_of_is_found_by_asking_the_broker_again(
     [entry] = [r for r in d.trader.executor.orders.values() if r.role is Role.ENTRY]
     assert entry.status is not Status.INACTIVE  # the broker has it: not refused
     await d.send(market, d.strategy.intent(1, entry="MKT"), d.strategy.intent(-1, entry="MKT"))
-    await d.sup.ib.reqCurrentTimeAsync()  # anything sent for them has reached the gateway
+    await d.round_trip()  # anything sent for them has reached the gateway
     assert len(gateway_orders(gateway)) == sent  # nothing sized from our count of 0
     assert position(gateway) == 1
     watch.grace_s = 0.0
@@ -329,7 +329,7 @@ async def test_no_entry_is_sized_from_a_position_the_broker_does_not_confirm(
     assert d.trader.position == 0
     sent = len(gateway_orders(gateway))
     await d.send(market, d.strategy.intent(1, entry="MKT"))
-    await d.sup.ib.reqCurrentTimeAsync()
+    await d.round_trip()
     assert d.trader.risk.refusals["position_unconfirmed"] == 1
     assert len(gateway_orders(gateway)) == sent
     assert position(gateway) == 1

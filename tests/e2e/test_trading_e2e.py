@@ -138,7 +138,7 @@ async def test_socket_drop_between_place_and_fill_recovers_the_fill_without_dupl
     assert d.trader.position == 1
     market.trade()
     market.trade()
-    await d.sup.ib.reqCurrentTimeAsync()
+    await d.round_trip()
     assert len(gateway_orders(gateway)) == 3  # nothing was sent again
     assert [e.exec_id for e in d.trader.journal.executions()] == [
         e.exec_id for e in gateway.engine.executions()
@@ -163,7 +163,7 @@ async def test_a_storm_of_rejects_halts_after_n_without_a_retry_loop(
     sent = len(gateway_orders(gateway))
     for _ in range(5):
         market.trade()
-    await d.sup.ib.reqCurrentTimeAsync()
+    await d.round_trip()
     assert len(gateway_orders(gateway)) == sent <= 3 * 3
     assert position(gateway) == 0
 
@@ -264,7 +264,7 @@ async def test_a_position_the_journal_cannot_explain_halts_and_resume_adopts_it(
         "this instance's journaled fills 0"
     ]
     d.trader.handle_intent(d.strategy.intent(1), market.t, None)  # even if a strategy insisted
-    await d.sup.ib.reqCurrentTimeAsync()
+    await d.round_trip()
     assert len(gateway_orders(gateway)) == 0  # nothing is sent while it does not add up
     reply = await d.trader.command("resume", {"reason": "checked: my manual trade"})
     assert reply["ok"]
@@ -319,7 +319,7 @@ async def test_an_exit_moves_the_target_once_however_often_it_is_asked(
     sent = d.trader.executor.messages_sent
     market.quote(5001.0, 5001.25, size=0)  # nobody on the bid: the moved target must wait
     await d.send(market, *(d.strategy.intent(0) for _ in range(3)))
-    await d.sup.ib.reqCurrentTimeAsync()
+    await d.round_trip()
     assert d.trader.executor.messages_sent == sent + 1  # one modify, not three
     target = next(o for o in live(gateway) if o.request.order_type is OrderType.LMT)
     assert target.request.lmt_price == 5000.5  # the bid, two ticks through

@@ -1,11 +1,9 @@
 """`Features`: every order-flow feature, fed print by print, across session boundaries.
 
 The clock is the newest event time seen; an older print counts at the clock (it joins the open
-bar, never a closed one). Session state is cached with the time it stays valid: inside a span
-until the span's end; outside, until the next whole minute (session boundaries are whole
-minutes: IB lists HHMM, the CME rule whole hours), which also lets a new time bar find any
-boundary inside its span by probing whole minutes. One "wake" time, the earliest of that
-recheck, the open bar's end and the next second, is all a print compares against.
+bar, never a closed one). The Globex and RTH sessions in force come from `ActiveSessions`, cached
+until they may change. One "wake" time, the earliest of their recheck, the open bar's end and
+the next second, is all a print compares against.
 
 Prints and quotes come as tick indexes of the instrument; prices go out on its grid.
 """
@@ -17,13 +15,14 @@ from collections import deque
 from collections.abc import Callable
 
 from daemon.core.instrument import Instrument
+from daemon.flow.features.active_sessions import ActiveSessions
 from daemon.flow.features.bars import Bar, BarClock, VolumeBars, finish, new_bar, refresh_totals
 from daemon.flow.features.book import TopOfBook
-from daemon.flow.features.snapshot import FlowSnapshot
+from daemon.flow.features.snapshot import FlowSnapshot, flow_snapshot
 from daemon.flow.features.totals import SessionTotals
 from daemon.flow.features.windows import RollingFlow
 from daemon.flow.prints import Print
-from daemon.flow.sessions import SessionSchedule, Span
+from daemon.flow.sessions import SessionSchedule
 from daemon.settings import FlowSettings
 
 _NEVER = -math.inf
@@ -47,7 +46,7 @@ class Features:
         self._instrument = instrument
         self._per_point = float(instrument.ticks_per_point)  # hot path: tick / per_point
         self._flow = flow
-        self._schedule = schedule
+        self._sessions = ActiveSessions(schedule)
         self._on_bar = on_bar
         self.time_bars: deque[Bar] = deque(maxlen=flow.bars_kept)
         self.volume_bars: deque[Bar] = deque(maxlen=flow.bars_kept)
@@ -64,13 +63,7 @@ class Features:
         self._book = TopOfBook(instrument)
         self._clock = _NEVER
         self._origin: float | None = None  # the first event time: windows are full after it
-        self._globex: Span | None = None
-        self._globex_until = _NEVER  # recheck the Globex session at this time
-        self._rth: Span | None = None
-        self._rth_until = _NEVER
-        self._recheck = _NEVER
         self._wake = _NEVER  # the earliest of: recheck, the open bar's end, the next second
-        self._segment_since = _NEVER  # the latest session boundary crossed
         self._session = SessionTotals(None, instrument)
         self._rth_totals: SessionTotals | None = None
         self._partial = False
@@ -196,52 +189,26 @@ class Features:
         in_totals = bar is not None and bar.session is not None and bar.session == totals.start
         session = totals.view(bar if in_totals else None, flow.value_area)
         rth = None
-        if self._rth_totals is not None and self._rth is not None:
+        rth_span = self._sessions.rth
+        if self._rth_totals is not None and rth_span is not None:
             in_rth = bar if bar is not None and bar.rth else None
             rth = self._rth_totals.view(in_rth, flow.value_area)
-        trades_per_s = contracts_per_s = None
+        intensity = None
         origin = self._origin
         if time is not None and origin is not None and time - origin >= windows.intensity_seconds:
-            trades_per_s, contracts_per_s = windows.intensity()
-        bands = session.bands
-        rth_bands = rth.bands if rth is not None else None
-        book = self._book
-        return FlowSnapshot(
+            intensity = windows.intensity()
+        return flow_snapshot(
             time=time,
             last=self.last_price,
-            bid=book.bid,
-            ask=book.ask,
+            book=self._book,
             session_start=totals.start,
-            in_session=self._globex is not None,
-            session_volume=session.volume,
-            session_buy_volume=session.buy_volume,
-            session_sell_volume=session.sell_volume,
-            session_unclassified=session.unclassified,
-            cvd_session=session.cvd,
-            rth=self._rth is not None,
-            rth_start=None if self._rth is None else self._rth.start,
-            cvd_rth=None if rth is None else rth.cvd,
-            rth_volume=None if rth is None else rth.volume,
+            in_session=self._sessions.globex is not None,
+            session=session,
+            rth_start=None if rth_span is None else rth_span.start,
+            rth=rth,
             delta_windows={w: windows.delta_over(w) for w in flow.delta_windows_s},
-            vwap=None if bands is None else bands.vwap,
-            vwap_sd=None if bands is None else bands.sd,
-            vwap_upper1=None if bands is None else bands.upper1,
-            vwap_lower1=None if bands is None else bands.lower1,
-            vwap_upper2=None if bands is None else bands.upper2,
-            vwap_lower2=None if bands is None else bands.lower2,
-            rth_vwap=None if rth_bands is None else rth_bands.vwap,
-            rth_vwap_sd=None if rth_bands is None else rth_bands.sd,
-            poc=session.poc,
-            vah=session.vah,
-            val=session.val,
-            rth_poc=None if rth is None else rth.poc,
-            rth_vah=None if rth is None else rth.vah,
-            rth_val=None if rth is None else rth.val,
-            book_imbalance=book.imbalance(),
-            microprice=book.microprice(),
-            trades_per_s=trades_per_s,
-            contracts_per_s=contracts_per_s,
-            session_partial=self._partial,
+            intensity=intensity,
+            partial=self._partial,
         )
 
     def _catch_up(self, t: float) -> None:
@@ -249,7 +216,7 @@ class Features:
 
         `_wake` is the earliest time anything is due again, so a print checks one number.
         """
-        if t >= self._recheck:
+        if t >= self._sessions.recheck:
             self._cross(t)
         if self._bar is not None and t >= self._bar_end:
             self._close_time_bar(self._bar_end)
@@ -257,13 +224,14 @@ class Features:
         windows = self._windows
         if second != windows.second:
             windows.roll(second)
-        self._wake = min(self._recheck, self._bar_end, second + 1.0)
+        self._wake = min(self._sessions.recheck, self._bar_end, second + 1.0)
 
     # --- bars -----------------------------------------------------------------------------------
 
     def _open_time_bar(self, t: float, tick: int, delta: float) -> Bar:
-        start, end = self._segment_bounds(t)
-        globex, rth = self._globex, self._rth
+        sessions = self._sessions
+        start, end = sessions.segment(*self._bar_clock.bounds(t), t)
+        globex, rth = sessions.globex, sessions.rth
         session = globex.start if globex is not None else None
         bar = new_bar("time", start, end, tick, session, rth is not None, self._instrument)
         bar.delta_min = bar.delta_max = delta  # the running delta after the opening print
@@ -271,36 +239,6 @@ class Features:
         self._bar_end = end
         self._wake = min(self._wake, end)
         return bar
-
-    def _segment_bounds(self, t: float) -> tuple[float, float]:
-        """The aligned bar around `t`, cut to the stretch with the session state of `t`.
-
-        Boundaries fall on whole minutes, so probing the whole minutes inside the bar finds
-        them (none for bars of a minute or less): the bar then never spans one, whatever the
-        cadence of events.
-        """
-        start, end = self._bar_clock.bounds(t)
-        state = (self._globex, self._rth)
-        for span in state:
-            if span is not None:
-                start, end = max(start, span.start), min(end, span.end)
-        start = max(start, self._segment_since)
-        minute = (math.floor(t) // 60 + 1) * 60.0
-        while minute < end:
-            if self._state_at(minute) != state:
-                end = minute
-                break
-            minute += 60.0
-        minute = math.floor(t) // 60 * 60.0
-        while minute > start:
-            if self._state_at(minute - 60.0) != state:
-                start = minute
-                break
-            minute -= 60.0
-        return start, end
-
-    def _state_at(self, t: float) -> tuple[Span | None, Span | None]:
-        return self._schedule.globex_at(t), self._schedule.rth_at(t)
 
     def _update_close(self, bar: Bar) -> None:
         if self._last_tick is not None:
@@ -332,64 +270,27 @@ class Features:
     # --- sessions -------------------------------------------------------------------------------
 
     def _cross(self, t: float) -> None:
-        """Recheck the Globex and RTH sessions at `t`; act on any boundary crossed."""
+        """Recheck the sessions at `t`; act on any boundary crossed."""
         first = self._origin is None
         if first:
             self._origin = t
-        earliest, latest = math.inf, _NEVER  # boundaries crossed since the last check
-        globex_changed = rth_changed = False
-        if t >= self._globex_until:
-            globex = self._schedule.globex_at(t)
-            if globex != self._globex:
-                globex_changed = True
-                for boundary in _boundaries(self._globex, globex):
-                    earliest, latest = min(earliest, boundary), max(latest, boundary)
-                self._globex = globex
-            self._globex_until = globex.end if globex is not None else _next_minute(t)
-        if t >= self._rth_until:
-            rth = self._schedule.rth_at(t)
-            if rth != self._rth:
-                rth_changed = True
-                for boundary in _boundaries(self._rth, rth):
-                    earliest, latest = min(earliest, boundary), max(latest, boundary)
-                self._rth = rth
-            self._rth_until = rth.end if rth is not None else _next_minute(t)
-        self._recheck = min(self._globex_until, self._rth_until)
-        if not (globex_changed or rth_changed):
+        crossing = self._sessions.cross(t)
+        if crossing is None:
             return
+        globex, rth = self._sessions.globex, self._sessions.rth
         volume_bars = self._volume_bars
         if volume_bars is not None:
-            if globex_changed:
+            if crossing.globex:
                 volume_bars.close()
-            volume_bars.session = None if self._globex is None else self._globex.start
-            volume_bars.rth = self._rth is not None
+            volume_bars.session = None if globex is None else globex.start
+            volume_bars.rth = rth is not None
         if self._bar is not None:
-            self._close_time_bar(min(self._bar_end, max(earliest, self._bar.start)))
-        self._segment_since = latest
-        if globex_changed and self._globex is not None:
-            self._session = SessionTotals(self._globex.start, self._instrument)
+            self._close_time_bar(min(self._bar_end, max(crossing.earliest, self._bar.start)))
+        if crossing.globex and globex is not None:
+            self._session = SessionTotals(globex.start, self._instrument)
             if not first:  # seen from its start: complete unless told otherwise again
                 self._partial = False
-        if rth_changed:
+        if crossing.rth:
             self._rth_totals = (
-                SessionTotals(self._rth.start, self._instrument) if self._rth is not None else None
+                SessionTotals(rth.start, self._instrument) if rth is not None else None
             )
-
-
-def _boundaries(old: Span | None, new: Span | None) -> list[float]:
-    """When the state changed from `old` to `new`: the old span's end, the new one's start.
-
-    A new span cannot begin before the old one ended (a contract's listed hours handing over
-    to the CME rule may disagree about that).
-    """
-    times = []
-    if old is not None:
-        times.append(old.end)
-    if new is not None:
-        times.append(new.start if old is None else max(new.start, old.end))
-    return times
-
-
-def _next_minute(t: float) -> float:
-    """Session boundaries fall on whole minutes (IB lists HHMM; the CME rule is whole hours)."""
-    return (math.floor(t) // 60 + 1) * 60.0

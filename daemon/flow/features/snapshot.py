@@ -1,8 +1,12 @@
-"""`FlowSnapshot`: every order-flow number a strategy or status reader needs, at one instant."""
+"""`FlowSnapshot`: every order-flow number a strategy or status reader needs, at one instant;
+`flow_snapshot` assembles one from the features' parts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from daemon.flow.features.book import TopOfBook
+from daemon.flow.features.totals import SessionView
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +53,62 @@ class FlowSnapshot:
     trades_per_s: float | None
     contracts_per_s: float | None
     session_partial: bool
+
+
+def flow_snapshot(
+    *,
+    time: float | None,
+    last: float | None,
+    book: TopOfBook,
+    session_start: float | None,
+    in_session: bool,
+    session: SessionView,
+    rth_start: float | None,
+    rth: SessionView | None,
+    delta_windows: dict[int, float],
+    intensity: tuple[float, float] | None,
+    partial: bool,
+) -> FlowSnapshot:
+    """The snapshot of the features' parts: the Globex session's view, RTH's (`rth_start` None
+    outside RTH; `rth` None there or before its totals), the book, the windows' figures and the
+    (trades/s, contracts/s) intensity (None until its window is full)."""
+    bands = session.bands
+    rth_bands = rth.bands if rth is not None else None
+    trades_per_s, contracts_per_s = (None, None) if intensity is None else intensity
+    return FlowSnapshot(
+        time=time,
+        last=last,
+        bid=book.bid,
+        ask=book.ask,
+        session_start=session_start,
+        in_session=in_session,
+        session_volume=session.volume,
+        session_buy_volume=session.buy_volume,
+        session_sell_volume=session.sell_volume,
+        session_unclassified=session.unclassified,
+        cvd_session=session.cvd,
+        rth=rth_start is not None,
+        rth_start=rth_start,
+        cvd_rth=None if rth is None else rth.cvd,
+        rth_volume=None if rth is None else rth.volume,
+        delta_windows=delta_windows,
+        vwap=None if bands is None else bands.vwap,
+        vwap_sd=None if bands is None else bands.sd,
+        vwap_upper1=None if bands is None else bands.upper1,
+        vwap_lower1=None if bands is None else bands.lower1,
+        vwap_upper2=None if bands is None else bands.upper2,
+        vwap_lower2=None if bands is None else bands.lower2,
+        rth_vwap=None if rth_bands is None else rth_bands.vwap,
+        rth_vwap_sd=None if rth_bands is None else rth_bands.sd,
+        poc=session.poc,
+        vah=session.vah,
+        val=session.val,
+        rth_poc=None if rth is None else rth.poc,
+        rth_vah=None if rth is None else rth.vah,
+        rth_val=None if rth is None else rth.val,
+        book_imbalance=book.imbalance(),
+        microprice=book.microprice(),
+        trades_per_s=trades_per_s,
+        contracts_per_s=contracts_per_s,
+        session_partial=partial,
+    )

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ib_async import IB, Contract, Future
 
 from daemon.broker.backfill import PAGE_TICKS, BackfillResult, HistoricalPacer, backfill
+from daemon.broker.ib.client import IbClient
 from daemon.flow.events import QuoteEvent, TradeEvent
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.historical import HistoricalService
@@ -49,6 +50,7 @@ class Tape:
 
     def __init__(self, gw: Gateway, ib: IB, contract: Contract) -> None:
         self.gw, self.ib, self.contract = gw, ib, contract
+        self.client = IbClient(ib)
         self.now = [0.0]
         self.sleeps: list[float] = []
 
@@ -67,7 +69,7 @@ class Tape:
         kw.setdefault("requests_per_10min", 60)
         async with asyncio.timeout(WAIT):
             return await backfill(
-                self.ib, self.contract, start, end, clock=self.clock, sleep=self.sleep, **kw
+                self.client, self.contract, start, end, clock=self.clock, sleep=self.sleep, **kw
             )
 
     def trades(self, start: float, end: float) -> list[tuple[float, float, float]]:

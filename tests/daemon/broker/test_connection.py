@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import structlog
-from ib_async import IB, Future
+from ib_async import Future
 
 from daemon.broker.connection import (
     Backoff,
@@ -19,6 +19,7 @@ from daemon.broker.connection import (
     Heartbeat,
     LiveAccountRefusedError,
 )
+from daemon.broker.ib.client import IbClient
 from daemon.settings import IbSettings
 from ibsim.gateway import Gateway, GatewayConfig
 from ibsim.market import ListSource
@@ -78,7 +79,7 @@ async def harness() -> AsyncIterator[Make]:
         await gw.start()
         settings = IbSettings(port=gw.port, client_id=7, connect_timeout=connect_timeout)
         conn = Connection(
-            IB(),
+            IbClient(),
             settings,
             allow_live=allow_live,
             backoff=backoff,
@@ -89,7 +90,7 @@ async def harness() -> AsyncIterator[Make]:
         )
         h = Harness(gw, conn, asyncio.create_task(asyncio.sleep(0)))
 
-        async def on_session(ib: IB) -> None:
+        async def on_session(client: IbClient) -> None:
             h.sessions += 1
             h.changed()
 
@@ -109,7 +110,7 @@ async def harness() -> AsyncIterator[Make]:
         conn.on_data_lost(on_lost)
         conn.on_data_kept(on_kept)
         conn.on_state(on_state)
-        conn.ib.errorEvent += lambda *_: h.changed()  # after Connection's own handler
+        conn.client.ib.errorEvent += lambda *_: h.changed()  # after Connection's own handler
         h.task = asyncio.create_task(conn.run())
         h.task.add_done_callback(lambda _: h.changed())
         made.append(h)
@@ -216,7 +217,7 @@ async def test_326_ends_the_attempt_at_once_instead_of_waiting_out_the_connect_t
     h.gw._wall = lambda: now[0]
     await h.until(lambda: h.conn.ready)
     refusals: list[int] = []
-    h.conn.ib.errorEvent += lambda _req, code, *_: refusals.append(code)
+    h.conn.client.ib.errorEvent += lambda _req, code, *_: refusals.append(code)
     h.gw.drop_clients()
     # ib_async alone would sit in connectAsync for the whole hour after the first 326
     await h.until(lambda: refusals.count(326) >= 3)
@@ -276,7 +277,7 @@ async def test_a_tws_message_is_logged_once_with_its_name_and_action(harness: Ma
     await h.until(lambda: h.conn.state is ConnState.READY)
     with structlog.testing.capture_logs() as logs:
         details = await asyncio.wait_for(
-            h.conn.ib.reqContractDetailsAsync(Future("NOPE", exchange="CME")), WAIT
+            h.conn.client.ib.reqContractDetailsAsync(Future("NOPE", exchange="CME")), WAIT
         )
         h.gw.farm(2103)  # a farm message has an event of its own
         await h.until(lambda: h.conn.status.farms.get("market_data") == 2103)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ import pytest
 from ib_async import Contract, ContractDetails, Future, Position
 
 from daemon.broker.contracts import (
+    Listing,
     NoContractError,
     SessionCalendar,
     expiry_time,
@@ -17,6 +19,7 @@ from daemon.broker.contracts import (
     select_front,
     stranded_positions,
 )
+from daemon.broker.ib.contracts import listing_from_details, position_from
 
 CT = ZoneInfo("US/Central")
 
@@ -181,7 +184,7 @@ def test_from_details() -> None:
     cd = ContractDetails(
         tradingHours=REAL_TRADING, liquidHours=REAL_LIQUID, timeZoneId="US/Central"
     )
-    assert SessionCalendar.from_details(cd).is_liquid(ct(2025, 5, 22, 9, 0))
+    assert SessionCalendar.from_details(listing_from_details(cd)).is_liquid(ct(2025, 5, 22, 9, 0))
 
 
 # --- expiries, front month and roll ---
@@ -195,12 +198,14 @@ def es(
     last_trade_time: str = "08:30",
     zone: str = "US/Central",
     hours: str = NOV_TRADING,
-) -> ContractDetails:
+) -> Listing:
     contract = Future(
         "ES", last_trade, "CME", localSymbol=local, currency="USD", conId=con_id, multiplier="50"
     )
-    return ContractDetails(
-        contract=contract, tradingHours=hours, timeZoneId=zone, lastTradeTime=last_trade_time
+    return listing_from_details(
+        ContractDetails(
+            contract=contract, tradingHours=hours, timeZoneId=zone, lastTradeTime=last_trade_time
+        )
     )
 
 
@@ -212,7 +217,7 @@ ESU7 = es("ESU7", "20270917", 5)
 LISTING = [ESU7, ESH7, ESZ6, ESM7]  # deliberately out of order
 
 
-def local(cd: ContractDetails) -> str:
+def local(cd: Listing) -> str:
     assert cd.contract is not None
     return cd.contract.localSymbol
 
@@ -226,7 +231,7 @@ def test_expiry_time_forms() -> None:
     no_time = es("ESM5", "20250620", 9, last_trade_time="")
     assert expiry_time(no_time) == ct(2025, 6, 20)
     month_only = es("ESM5", "202506", 9)
-    month_only.realExpirationDate = "20250620"
+    month_only = dataclasses.replace(month_only, real_expiration_date="20250620")
     assert expiry_time(month_only) == ct(2025, 6, 20, 8, 30)
 
 
@@ -325,8 +330,8 @@ def test_next_after() -> None:
     assert next_after(LISTING, ESU6) is ESZ6
 
 
-def position(contract: Contract, quantity: float) -> Position:
-    return Position("DU1234567", contract, quantity, 250_000.0)
+def position(contract: Contract, quantity: float) -> object:
+    return position_from(Position("DU1234567", contract, quantity, 250_000.0))
 
 
 def test_stranded_positions() -> None:

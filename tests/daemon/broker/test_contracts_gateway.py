@@ -10,10 +10,10 @@ import pytest
 from daemon.broker.contracts import (
     NoContractError,
     SessionCalendar,
-    fetch_future_details,
     next_after,
     select_front,
 )
+from daemon.broker.ib.contracts import fetch_future_details
 from tests.daemon.broker.conftest import CENTRAL, SIM_START, WAIT, ClientFactory, GatewayFactory
 
 

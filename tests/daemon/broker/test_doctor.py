@@ -14,7 +14,8 @@ import pytest
 import structlog
 
 from daemon.broker import tws_errors
-from daemon.broker.doctor import (
+from daemon.broker.doctor_report import render_json, render_table
+from daemon.broker.ib.doctor import (
     ACCOUNTS,
     CHECKS,
     CLIENT_ID,
@@ -31,7 +32,6 @@ from daemon.broker.doctor import (
     exit_code,
     run_doctor,
 )
-from daemon.broker.doctor_report import render_json, render_table
 from daemon.cli import main
 from daemon.settings import EX_CONFIG, Settings
 from ibsim.gateway import Gateway, GatewayConfig

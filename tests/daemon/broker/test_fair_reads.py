@@ -13,7 +13,7 @@ import time
 import uvloop
 from ib_async import IB, Future
 
-from daemon.broker.connection import yield_between_reads
+from daemon.broker.ib.framing import yield_between_reads
 
 LIMIT = 30.0
 READS = 24

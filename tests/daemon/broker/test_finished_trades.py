@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ib_async import IB, Future, LimitOrder, MarketOrder, StartupFetch
 
-from daemon.broker.finished_trades import FinishedTrades
+from daemon.broker.ib.finished_trades import FinishedTrades
 from tests.daemon.broker.conftest import WAIT, ClientFactory, GatewayFactory
 
 

@@ -13,10 +13,10 @@ import pytest
 import structlog
 from hypothesis import given
 from hypothesis import strategies as st
-from ib_async import IB
 
 from daemon.broker.connection import Backoff, Connection, Heartbeat
-from daemon.broker.framing import MAX_FRAME_BYTES, FrameTracker
+from daemon.broker.ib.client import IbClient
+from daemon.broker.ib.framing import MAX_FRAME_BYTES, FrameTracker
 from daemon.settings import IbSettings
 from ibsim.gateway import Gateway
 from tests.daemon.broker.conftest import WAIT, GatewayFactory
@@ -93,7 +93,7 @@ async def connection() -> AsyncIterator[list[tuple[Connection, asyncio.Task[None
 
 def start(made: list[tuple[Connection, asyncio.Task[None]]], port: int) -> Connection:
     conn = Connection(
-        IB(),
+        IbClient(),
         IbSettings(port=port, client_id=4, connect_timeout=30.0),
         backoff=FAST,
         heartbeat=Heartbeat(idle=20.0, probe=5.0),
@@ -130,7 +130,7 @@ async def test_oversized_frame_recycles_the_connection_at_once(
     assert oversized[0]["log_level"] == "error"
     recycles = [e["reason"] for e in logs if e["event"] == "connection_recycle"]
     assert recycles == ["tws_frame_oversized"]
-    assert (await conn.ib.reqCurrentTimeAsync()).timestamp() > 0  # the new socket decodes
+    assert (await conn.client.ib.reqCurrentTimeAsync()).timestamp() > 0  # the new socket decodes
 
 
 async def test_garbage_frame_is_logged_and_the_stream_stays_in_step(
@@ -143,7 +143,7 @@ async def test_garbage_frame_is_logged_and_the_stream_stays_in_step(
     await until_state(conn, lambda: conn.ready)
     with caplog.at_level(logging.ERROR, logger="ib_async"):
         assert gw.send_bad_frame("garbage") == 1
-        assert (await conn.ib.reqCurrentTimeAsync()).timestamp() > 0  # decoded after it
+        assert (await conn.client.ib.reqCurrentTimeAsync()).timestamp() > 0  # decoded after it
     assert conn.ready
     assert conn.status.reconnect_count == 0
     assert any("Error handling fields" in r.getMessage() for r in caplog.records)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import structlog
-from ib_async import IB
 
 from daemon.broker.connection import Connection, Heartbeat
 from daemon.broker.freshness import FreshnessWatch, Step
+from daemon.broker.ib.client import IbClient
 from daemon.broker.marketdata import MarketData
 from daemon.core.instrument import Instrument
 from daemon.flow.extractor import OrderFlow
@@ -153,7 +153,7 @@ async def flowing() -> AsyncIterator[Make]:
         )
         await gw.start()
         conn = Connection(
-            IB(),
+            IbClient(),
             IbSettings(port=gw.port, client_id=3, connect_timeout=2.0),
             backoff=FAST,
             heartbeat=Heartbeat(idle=30.0, probe=5.0),
@@ -201,7 +201,7 @@ async def test_a_frozen_feed_degrades_at_once_and_reconnects_while_it_stays_froz
 ) -> None:
     f = await flowing()
     await f.until(lambda: f.conn.ready and f.md.stats.resubscribes == 1)
-    await f.conn.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
+    await f.conn.client.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
     await trade(f, 5000.25)
     assert f.flow.health is Health.OK
     f.gw.freeze_feed()
@@ -225,7 +225,7 @@ async def test_a_frozen_feed_degrades_at_once_and_reconnects_while_it_stays_froz
     assert f.flow.health is Health.DEGRADED
 
     f.gw.thaw_feed()
-    await f.conn.ib.reqCurrentTimeAsync()
+    await f.conn.client.ib.reqCurrentTimeAsync()
     await trade(f, 5000.5)
     assert f.flow.health is Health.OK  # the first accepted trade ends it
     await f.md.check()
@@ -236,7 +236,7 @@ async def test_a_frozen_feed_degrades_at_once_and_reconnects_while_it_stays_froz
 async def test_rejected_ticks_do_not_make_a_feed_fresh(flowing: Make) -> None:
     f = await flowing()
     await f.until(lambda: f.conn.ready and f.md.stats.resubscribes == 1)
-    await f.conn.ib.reqCurrentTimeAsync()
+    await f.conn.client.ib.reqCurrentTimeAsync()
     await trade(f, 5000.25)
     f.now[0] += 31
     received = f.md.stats.trades

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ib_async import IB, MarketOrder
 
 from daemon.broker.connection import Backoff, Connection, Heartbeat
+from daemon.broker.ib.client import IbClient
 from daemon.broker.marketdata import MarketData
 from daemon.broker.rtvolume import parse_rt_volume
 from daemon.flow.events import (
@@ -74,9 +75,9 @@ class Feed:
 
     def mkt_req_id(self) -> int:
         """The client's reqMktData reqId (the gateway answers on the same id)."""
-        ticker = self.conn.ib.ticker(self.md.contract)  # type: ignore[arg-type]
+        ticker = self.conn.client.ib.ticker(self.md.contract)  # type: ignore[arg-type]
         assert ticker is not None
-        return self.conn.ib.wrapper.ticker2ReqId["mktData"][ticker]
+        return self.conn.client.ib.wrapper.ticker2ReqId["mktData"][ticker]
 
 
 Make = Callable[..., Awaitable[Feed]]
@@ -98,7 +99,7 @@ async def feed() -> AsyncIterator[Make]:
         gateway = Gateway(GatewayConfig(port=0, **gw), source or _one_quote(), speed=speed)
         await gateway.start()
         conn = Connection(
-            IB(),
+            IbClient(),
             IbSettings(port=gateway.port, client_id=3, connect_timeout=2.0),
             backoff=FAST,
             heartbeat=Heartbeat(idle=30.0, probe=5.0),
@@ -114,7 +115,7 @@ async def feed() -> AsyncIterator[Make]:
             wall=lambda: f.wall[0],
         )
         conn.on_state(f.poke)
-        conn.ib.errorEvent += f.poke
+        conn.client.ib.errorEvent += f.poke
         f.task = asyncio.create_task(conn.run())
         made.append(f)
         return f
@@ -154,16 +155,16 @@ async def test_tick_by_tick_events_match_the_gateway_tape(feed: Make) -> None:
 async def test_restart_resubscribes_without_growing_ib_async_maps(feed: Make) -> None:
     f = await feed()
     await f.until(lambda: f.conn.ready and f.md.stats.resubscribes == 1)
-    tickers_before = len(f.conn.ib.wrapper.reqId2Ticker)
+    tickers_before = len(f.conn.client.ib.wrapper.reqId2Ticker)
     for cycle in range(3):
         await f.gw.restart(0.05)
         await f.until(lambda c=cycle: f.conn.ready and f.md.stats.resubscribes == c + 2)
-        await f.conn.ib.reqCurrentTimeAsync()  # the gateway has read the new subscriptions
+        await f.conn.client.ib.reqCurrentTimeAsync()  # the gateway has read the new subscriptions
         f.gw.apply(TradeTick(f.gw.clock.now(), 5000.25, cycle + 1, Side.BUY))
         await f.until(lambda c=cycle: any(t.size == c + 1 for t in f.trades()))
     assert f.conn.status.reconnect_count == 3
     # AllLast, BidAsk and the volume reqMktData: one entry each, however often resubscribed
-    assert len(f.conn.ib.wrapper.reqId2Ticker) == tickers_before == 3
+    assert len(f.conn.client.ib.wrapper.reqId2Ticker) == tickers_before == 3
 
 
 async def test_1101_resubscribes_and_1102_does_not(feed: Make) -> None:
@@ -172,15 +173,15 @@ async def test_1101_resubscribes_and_1102_does_not(feed: Make) -> None:
     f.gw.connectivity_lost()
     f.gw.connectivity_restored(data_lost=True)
     await f.until(lambda: f.md.stats.resubscribes == 2)
-    await f.conn.ib.reqCurrentTimeAsync()  # the gateway has the new subscriptions
+    await f.conn.client.ib.reqCurrentTimeAsync()  # the gateway has the new subscriptions
     f.gw.apply(TradeTick(f.gw.clock.now(), 5000.25, 7, Side.BUY))
     await f.until(lambda: any(t.size == 7 for t in f.trades()))
-    assert len(f.conn.ib.wrapper.reqId2Ticker) == 3
+    assert len(f.conn.client.ib.wrapper.reqId2Ticker) == 3
     # 1102 with fresh data: nothing to do
     f.gw.connectivity_lost()
     f.gw.connectivity_restored(data_lost=False)
     await f.until(lambda: f.conn.ready)
-    await f.conn.ib.reqCurrentTimeAsync()
+    await f.conn.client.ib.reqCurrentTimeAsync()
     assert f.md.stats.resubscribes == 2
 
 
@@ -188,7 +189,7 @@ async def test_tick_by_tick_refused_falls_back_to_snapshots(feed: Make) -> None:
     f = await feed(max_tick_by_tick=0)
     await f.until(lambda: f.md.stats.mode is DataMode.SNAPSHOT)
     assert f.md.stats.refusals.get(10190, 0) >= 1
-    await f.conn.ib.reqCurrentTimeAsync()
+    await f.conn.client.ib.reqCurrentTimeAsync()
     f.gw.apply(TradeTick(f.gw.clock.now(), 5000.25, 5, Side.BUY))
     await f.until(lambda: any(isinstance(e, SnapshotEvent) and e.volume == 5 for e in f.events))
     snap = next(e for e in f.events if isinstance(e, SnapshotEvent) and e.volume == 5)
@@ -257,7 +258,7 @@ async def test_roll_switches_contracts_and_reports_a_stranded_position(feed: Mak
                 await trader.updateEvent
     finally:
         trader.disconnect()
-    await f.conn.ib.reqPositionsAsync()
+    await f.conn.client.ib.reqPositionsAsync()
     f.wall[0] += 10  # 17:00:05 on the market clock (no resync: the monotonic clock stood still)
     with structlog.testing.capture_logs() as logs:
         await f.md.check()
@@ -381,7 +382,7 @@ async def test_tick_by_tick_only_reads_emit_no_snapshot_event(
 ) -> None:
     f = await feed()
     await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0 and f.md.stats.quotes > 0)
-    ticker = f.conn.ib.ticker(f.md.contract)  # type: ignore[arg-type]
+    ticker = f.conn.client.ib.ticker(f.md.contract)  # type: ignore[arg-type]
     assert ticker is not None
     updates = [0]
 
@@ -441,8 +442,8 @@ async def test_volume_takes_its_place_in_the_stream_not_the_end_of_the_read(feed
     the end of the read would already include the trade and look like missing volume)."""
     f = await feed()
     await f.until(lambda: f.conn.ready and f.md.stats.snapshots > 0)
-    decoder = f.conn.ib.client.decoder
-    all_last = next(r for r, kind in f.md._req_ids.items() if kind == "AllLast")
+    decoder = f.conn.client.ib.client.decoder
+    all_last = next(r for r, kind in f.md.stream._req_ids.items() if kind == "AllLast")
     volume = f.snapshots()[-1].volume
     before = len(f.events)
     # Such a read, as the client hands it to the decoder message by message: TICK_SIZE
@@ -450,7 +451,7 @@ async def test_volume_takes_its_place_in_the_stream_not_the_end_of_the_read(feed
     decoder.interpret(["2", "6", str(f.mkt_req_id()), "8", str(volume + 5)])
     t = int(SIM_START.timestamp())
     decoder.interpret(["99", str(all_last), "1", str(t), "5000.25", "3", "0", "CME", ""])
-    f.conn.ib.updateEvent.emit()
+    f.conn.client.ib.updateEvent.emit()
     new = f.events[before:]
     assert [type(e).__name__ for e in new] == ["SnapshotEvent", "TradeEvent"]
     assert isinstance(new[0], SnapshotEvent)
@@ -462,8 +463,8 @@ async def test_tick_by_tick_fields_become_events_exactly(feed: Make) -> None:
     the attribute bits, the gateway's time, our clock and sequence, and the counters."""
     f = await feed()
     await f.until(lambda: f.conn.ready and f.md.stats.quotes > 0)
-    ids = {kind: str(r) for r, kind in f.md._req_ids.items()}
-    decoder = f.conn.ib.client.decoder
+    ids = {kind: str(r) for r, kind in f.md.stream._req_ids.items()}
+    decoder = f.conn.client.ib.client.decoder
     stats = f.md.stats
     before, counts = len(f.events), (stats.ticks_total, stats.trades, stats.quotes)
     seq = f.events[-1].seq
@@ -490,9 +491,9 @@ async def test_other_tick_by_tick_messages_are_left_to_ib_async(feed: Make) -> N
     wrong length: no event and no count; ib_async handles (and logs) them as it always did."""
     f = await feed()
     await f.until(lambda: f.conn.ready and f.md.stats.quotes > 0)
-    ids = {kind: str(r) for r, kind in f.md._req_ids.items()}
-    decoder = f.conn.ib.client.decoder
-    ticker = f.conn.ib.ticker(f.md.contract)  # type: ignore[arg-type]
+    ids = {kind: str(r) for r, kind in f.md.stream._req_ids.items()}
+    decoder = f.conn.client.ib.client.decoder
+    ticker = f.conn.client.ib.ticker(f.md.contract)  # type: ignore[arg-type]
     assert ticker is not None
     before, ticks = len(f.events), f.md.stats.ticks_total
     decoder.interpret(["99", "9999", "3", "1795185003", "5000.5", "5000.75", "1", "1", "0"])

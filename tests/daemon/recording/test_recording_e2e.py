@@ -47,7 +47,7 @@ async def test_read_day_returns_exactly_what_the_flow_received(tmp_path: Path) -
 
     sup.flow.on_event = spy  # type: ignore[method-assign]
     changed = asyncio.Event()
-    sup.conn.ib.updateEvent += changed.set
+    sup.conn.client.ib.updateEvent += changed.set
 
     async def until(predicate: Callable[[], bool]) -> None:
         async with asyncio.timeout(WAIT):
@@ -58,7 +58,7 @@ async def test_read_day_returns_exactly_what_the_flow_received(tmp_path: Path) -
     task = asyncio.create_task(sup.run())
     try:
         await until(lambda: sup.market.stats.resubscribes >= 1)
-        await sup.market.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
+        await sup.client.ib.reqCurrentTimeAsync()  # the subscriptions have reached the gateway
         for i in range(40):
             t = T0 + 1 + i
             gw.clock.advance_to(t + 0.5)
@@ -67,7 +67,7 @@ async def test_read_day_returns_exactly_what_the_flow_received(tmp_path: Path) -
             side = Side.BUY if i % 3 else Side.SELL
             gw.apply(TradeTick(t + 0.5, bid + 0.25 * (side is Side.BUY), 1 + i % 5, side))
         gw.bad_tick(BadTick.NEGATIVE_PRICE)  # recorded as it arrived: the guards judge it
-        await sup.market.ib.reqCurrentTimeAsync()
+        await sup.client.ib.reqCurrentTimeAsync()
         await until(lambda: sup.market.stats.trades == 41 and sup.market.stats.quotes >= 41)
     finally:
         sup.request_stop("test_end")

@@ -45,7 +45,7 @@ class Changes:
 
     def __init__(self, sup: Supervisor) -> None:
         self._event = asyncio.Event()
-        sup.ib.updateEvent += self._event.set
+        sup.client.ib.updateEvent += self._event.set
         sup.conn.on_state(lambda _: self._event.set())
 
     async def until(self, predicate: Callable[[], bool]) -> None:
@@ -132,7 +132,9 @@ async def test_a_dropped_connection_leaves_no_cyclic_garbage(
         await changes.until(lambda: sup.conn.ready and sup.market.contract is not None)
         contract = sup.market.contract
         assert contract is not None
-        trades = [sup.ib.placeOrder(contract, LimitOrder("BUY", 1, p)) for p in (4000.0, 3999.0)]
+        trades = [
+            sup.client.ib.placeOrder(contract, LimitOrder("BUY", 1, p)) for p in (4000.0, 3999.0)
+        ]
         await submitted(changes, trades)
         # The first one: the IB-level events hold the last Trade they emitted, the second.
         gone = weakref.ref(trades[0])

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import pytest
 
-from daemon.core.orders import Order, OrderType, Role, Side
+from daemon.core.orders import Order, OrderType, Role, Side, Status
 from daemon.trading import journal as journal_module
 from daemon.trading.journal import (
     MIGRATIONS,
@@ -104,7 +104,7 @@ def test_open_creates_a_wal_file_with_the_current_schema(
     path: Path, mode: Literal["full", "normal"], level: int
 ) -> None:
     with Journal(path, synchronous=mode) as j:
-        assert j.schema_version == CURRENT == 2
+        assert j.schema_version == CURRENT == 3
         # Connection settings are per connection: read them from the journal's own.
         db = j._db
         assert db.execute("PRAGMA synchronous").fetchone()[0] == level
@@ -118,6 +118,36 @@ def test_open_creates_a_wal_file_with_the_current_schema(
         "intents", "orders", "order_status", "executions", "positions", "daily_pnl", "events",
         "exec_corrections",
     }  # fmt: skip
+
+
+def test_an_order_keeps_its_contract_and_an_older_journal_gains_the_column(path: Path) -> None:
+    with Journal(path) as j:
+        add_intent(j)
+        parent, target, stop = bracket()
+        parent.con_id = 624545943
+        j.record_orders([parent, target, stop])
+    with Journal(path) as j:
+        assert [o.con_id for o in j.orders()] == [624545943, 0, 0]  # 0: not known
+    version_2 = path.parent / "v2.sqlite"
+    db = sqlite3.connect(version_2)
+    with db:
+        for version, statements in enumerate(journal_module.MIGRATIONS[:2], start=1):
+            for statement in statements:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {version}")
+        db.execute(
+            "INSERT INTO intents VALUES ('i', 0, '2026-12-09', 1, 'MKT', 0, 8, 16, '', 'sent', '')"
+        )
+        db.execute(
+            "INSERT INTO orders (ref, intent_ref, role, client_id, action, quantity, order_type, "
+            "tif, oca_group, status, filled, remaining, created, updated) "
+            "VALUES ('i-P', 'i', 'entry', 7, 'BUY', 1, 'MKT', 'DAY', '', 'Filled', 1, 0, 0, 0)"
+        )
+    db.close()
+    with Journal(version_2) as j:
+        assert j.schema_version == CURRENT
+        [old] = j.orders()
+        assert (old.ref, old.con_id, old.status) == ("i-P", 0, Status.FILLED)
 
 
 def test_reopening_keeps_rows_and_the_version(path: Path) -> None:

@@ -2,8 +2,9 @@
 
 Checks run in `CHECKS` order; one whose prerequisite failed is SKIP with the reason. Nothing is
 ever placed: the read-only check sends a what-if order, which IB evaluates without creating
-one. Every attempt uses its own `IB`, disconnected in `finally`. This module runs checks 1-3
-(ports, handshake, client id) and hands the connected session to `doctor_checks`.
+one. Every attempt uses its own short-lived `IB` (never the daemon's), disconnected in
+`finally`. This module runs checks 1-3 (ports, handshake, client id) and hands the connected
+session to `checks`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Callable, Sequence
 from ib_async import Client
 
 from daemon.broker import tws_errors
-from daemon.broker.doctor_checks import API_SETTINGS, SKEW_FAIL_S, SKEW_WARN_S, SessionChecks
 from daemon.broker.doctor_model import (
     ACCOUNTS,
     CHECKS,
@@ -33,7 +33,8 @@ from daemon.broker.doctor_model import (
     exit_code,
     port_name,
 )
-from daemon.broker.doctor_probe import Outcome, Session, accepts_tcp, attempt
+from daemon.broker.ib.doctor.checks import API_SETTINGS, SKEW_FAIL_S, SKEW_WARN_S, SessionChecks
+from daemon.broker.ib.doctor.probe import Outcome, Session, accepts_tcp, attempt
 from daemon.settings import (
     GATEWAY_LIVE_PORT,
     GATEWAY_PAPER_PORT,
@@ -156,7 +157,7 @@ class _Doctor(SessionChecks):
                             Status.FAIL,
                             f"client id {in_use[-1]} is in use (326); id {client_id}: "
                             f"{session.outcome.value} {session.message}".rstrip(),
-                            tws_errors.FIXES[326],
+                            tws_errors.FIXES[tws_errors.CLIENT_ID_IN_USE],
                         )
                     self.skip_rest("needs a completed API handshake")
                     return
@@ -165,7 +166,7 @@ class _Doctor(SessionChecks):
             CLIENT_ID,
             Status.FAIL,
             f"client ids {', '.join(map(str, in_use))} are all in use (326)",
-            tws_errors.FIXES[326],
+            tws_errors.FIXES[tws_errors.CLIENT_ID_IN_USE],
         )
         self.skip_rest("needs a free client id")
 

@@ -12,6 +12,8 @@ from typing import Any
 import structlog
 from ib_async import IB
 
+from daemon.broker import tws_errors
+
 log = structlog.get_logger("daemon.broker.doctor")
 
 
@@ -39,9 +41,9 @@ class Session:
 
     def on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
         self.errors.append((req_id, code, text))
-        if code in (2103, 2104, 2108, 2119):
+        if code in tws_errors.MARKET_DATA_FARMS:
             self.md_farm = code
-        if code == 326:
+        if code == tws_errors.CLIENT_ID_IN_USE:
             self.outcome = Outcome.IN_USE
             self.server_version = self.server_version or self.ib.client.serverVersion()
         self.poke()

@@ -63,6 +63,11 @@ class FinishedTrades:
         self._sweep_fills(wrapper, now)
         return len(expired)
 
+    def forget(self) -> None:
+        """The socket closed and ib_async reset its wrapper: nothing of it is kept here."""
+        self._trades.clear()
+        self._fills.clear()
+
     def _sweep_fills(self, wrapper: Wrapper, now: float) -> None:
         claimed = wrapper.permId2Trade
         unclaimed = {

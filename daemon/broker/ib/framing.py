@@ -1,10 +1,11 @@
-"""A maximum frame size for the incoming TWS stream, checked on the bytes as they arrive.
+"""The socket reads under ib_async: a frame-size guard, and one read per loop turn.
 
 Every TWS message is a 4-byte big-endian length and that many bytes. ib_async trusts the length
 whatever it says: a header announcing 2 GB (a corrupted stream, a broken proxy) makes it buffer
 for good, and since bytes keep arriving its idle timeout never fires either. IB's own client
 (`ibapi`) refuses a payload over 0xFFFFFF bytes (error 507); `guard_frames` does the same in
 front of ib_async's reader and hands the announced size to a callback that drops the socket.
+`yield_between_reads` keeps a saturating feed from holding the event loop (see there).
 """
 
 from __future__ import annotations
@@ -101,3 +102,29 @@ def guard_frames(
 
     protocol.connection_made = connection_made  # type: ignore[method-assign]
     protocol.data_received = data_received  # type: ignore[method-assign]
+
+
+def yield_between_reads(protocol: asyncio.Protocol) -> None:
+    """After each socket read is decoded, let the event loop run before the next one.
+
+    Under a saturating feed uvloop hands the protocol up to 32 reads of 256 KB in one loop
+    turn; decoding them back to back held the loop for seconds (timers late, status.json and
+    the systemd watchdog stalled, SIGTERM past TimeoutStopSec). Pausing reading after each
+    chunk and resuming on the next turn keeps one chunk per turn; the kernel buffers the rest.
+    """
+    received = protocol.data_received
+
+    def data_received(data: bytes) -> None:
+        received(data)
+        transport = getattr(protocol, "transport", None)
+        if transport is None or transport.is_closing():
+            return
+        transport.pause_reading()
+        asyncio.get_running_loop().call_soon(_resume_reading, transport)
+
+    protocol.data_received = data_received  # type: ignore[method-assign]
+
+
+def _resume_reading(transport: asyncio.Transport) -> None:
+    if not transport.is_closing():
+        transport.resume_reading()

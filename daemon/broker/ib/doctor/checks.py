@@ -1,4 +1,4 @@
-"""The doctor's checks 4-8, run on one connected session (the runner is `doctor.py`)."""
+"""The doctor's checks 4-8, run on one connected session (the runner is `doctor`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import structlog
 from ib_async import Client, Contract, MarketOrder, OrderState, RequestError, Ticker
 
 from daemon.broker import tws_errors
-from daemon.broker.contracts import NoContractError, fetch_future_details, select_front
+from daemon.broker.contracts import NoContractError, select_front
 from daemon.broker.doctor_model import (
     ACCOUNTS,
     CHECKS,
@@ -25,7 +25,8 @@ from daemon.broker.doctor_model import (
     DoctorTimeouts,
     Status,
 )
-from daemon.broker.doctor_probe import Session
+from daemon.broker.ib.contracts import fetch_future_details
+from daemon.broker.ib.doctor.probe import Session
 from daemon.settings import Settings, is_paper_account, mask_account
 
 log = structlog.get_logger("daemon.broker.doctor")
@@ -33,7 +34,6 @@ log = structlog.get_logger("daemon.broker.doctor")
 SKEW_WARN_S = 2.0  # reqCurrentTime has 1 s resolution, so less is noise
 SKEW_FAIL_S = 30.0  # bars, trading hours and order times would be visibly off
 API_SETTINGS = "File/Edit → Global Configuration → API → Settings"
-_MARKET_DATA_REFUSALS = frozenset({354, 10089, 10167, 10197})
 
 
 class SessionChecks:
@@ -175,18 +175,18 @@ class SessionChecks:
                 "reports the sec-def farm broken (2157), wait and rerun",
             )
             return None
-        assert front is not None  # fetch_future_details keeps only details with a contract
+        assert isinstance(front, Contract)  # fetch_future_details keeps details with one
         name = front.localSymbol or inst.symbol
         refusal, seconds = await self._stream(session, lambda: ib.reqMktData(front, "233"))
         ib.cancelMktData(front)
         if refusal is not None:
             code, text = refusal
             detail = f"{name}: {code} {text}"
-            if code in (354, 10089):
+            if code in tws_errors.NO_SUBSCRIPTION:
                 detail += await self._delayed_note(session, front)
-            severity = Status.FAIL if code in _MARKET_DATA_REFUSALS else Status.WARN
+            severity = Status.FAIL if code in tws_errors.MARKET_DATA_REFUSALS else Status.WARN
             self.set(MARKET_DATA, severity, detail, _fix(code))
-        elif session.md_farm in (2103, 2119):
+        elif session.md_farm in tws_errors.MARKET_DATA_FARM_DOWN:
             farm = session.md_farm
             self.set(
                 MARKET_DATA,
@@ -240,7 +240,7 @@ class SessionChecks:
         finally:
             session.ib.cancelMktData(contract)
             session.ib.reqMarketDataType(1)
-        if refusal is not None and refusal[0] == 10167:
+        if refusal is not None and refusal[0] == tws_errors.DELAYED_DATA:
             return "; delayed data is available (10167), real-time is not"
         return ""
 
@@ -297,7 +297,7 @@ class SessionChecks:
                 errors = [(exc.code, exc.message)]
         if errors:
             code, text = errors[0]
-            status = Status.FAIL if code == 321 else Status.WARN
+            status = Status.FAIL if code == tws_errors.READ_ONLY_API else Status.WARN
             self.set(READ_ONLY, status, f"what-if order refused: {code} {text}", _fix(code))
         elif (state := _result(answer)) is not None:
             margin = _money(state.initMarginChange)
