@@ -104,6 +104,11 @@ class OrderFlow:
         self._guard_trade = self.guard.trade
         self._on_print = self.features.on_print
 
+    def listen_bars(self, on_bar: Callable[[Bar], None] | None) -> None:
+        """Closed bars go straight to ``on_bar`` from now on (the trader's strategy feed)."""
+        self._on_bar_cb = on_bar
+        self.features.listen_bars(on_bar)
+
     # --- the instrument ---
 
     @property

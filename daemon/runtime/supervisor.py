@@ -90,7 +90,6 @@ class Supervisor:
             settings.data,
             self.schedule,
             instrument=Instrument.of_product(settings.instrument.symbol),
-            on_bar=self._on_bar,
             on_reject=FlowLog.rejected,
         )
         self.warm_start = WarmStart(self.conn, self.flow, settings.data)
@@ -117,6 +116,7 @@ class Supervisor:
             self.trader = Trader(
                 settings, self.conn, self.flow, self.market, self.schedule, self.journal, strategy
             )
+            self.flow.listen_bars(self.trader.feed.on_bar)  # bars go on down, not back up here
         self.control = ControlServer(state_dir / CONTROL_SOCKET, self._command)
         self.metrics = MetricsServer(
             settings.metrics,
@@ -167,10 +167,6 @@ class Supervisor:
             log.error("instrument_grid_changed", contract=instrument.name, detail=str(exc))
             if self.trader is not None:
                 self.trader.alarms.anomaly("instrument", f"grid:{instrument.name}", str(exc))
-
-    def _on_bar(self, bar: Any) -> None:
-        if self.trader is not None:
-            self.trader.feed.on_bar(bar)
 
     async def _command(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         """The control channel: halt / resume / flatten / status."""

@@ -70,6 +70,10 @@ class Features:
 
     # --- events ---------------------------------------------------------------------------------
 
+    def listen_bars(self, on_bar: Callable[[Bar], None] | None) -> None:
+        """Closed bars go to ``on_bar`` from now on."""
+        self._on_bar = on_bar
+
     def on_print(self, p: Print) -> None:
         """One classified print: the hot path."""
         t = p.time

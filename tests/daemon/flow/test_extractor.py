@@ -344,3 +344,18 @@ def test_no_nan_ever_for_any_input(steps: list[tuple[str, float, float, float]])
     total_delta = sum(b.delta for b in bars) + (open_bar.delta if open_bar else 0.0)
     assert math.isclose(state.features.cvd_session, total_delta, abs_tol=1e-6)
     assert flow.features.cvd_session == state.features.cvd_session
+
+
+def test_bars_go_to_a_listener_set_after_construction_and_survive_a_new_grid() -> None:
+    tape = Tape()
+    first: list[Any] = []
+    later: list[Any] = []
+    flow = make(on_bar=first.append)
+    flow.listen_bars(later.append)  # the trader's feed, wired once it exists
+    flow.set_instrument(flow.instrument)  # the same grid again (a roll): parts are rebuilt
+    for minute in range(3):
+        t = T0 + 60 * minute
+        flow.on_event(tape.quote(5000.00, 5000.25, t=t))
+        flow.on_event(tape.trade(5000.25, 1, t=t))
+    assert first == []
+    assert [bar.end for bar in later] == [T0 + 60, T0 + 120]
