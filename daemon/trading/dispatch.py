@@ -58,13 +58,15 @@ class Dispatcher:
         )
 
     def working_entries(self) -> int:
-        """Signed contracts in entries sent and not filled yet."""
-        return self.book(0).working_entries()
+        """Signed contracts in entries sent and not filled yet (on every trade a strategy
+        sees: the live orders only, not the finished ones kept in memory)."""
+        return Book(0, self.executor.live_here()).working_entries()
 
     def exiting(self) -> int:
         """Signed contracts that exits already sent will close (moved targets, exit orders, and
         exit orders still being sized from the broker's position)."""
-        return self.book(0).exiting()
+        live = self.executor.live_here()
+        return Book(0, live, frozenset(self.exits_sent), self.closer.pending_exits).exiting()
 
     def send(self, actions: Sequence[Action], ref: str, ctx: RiskContext) -> bool:
         """The actions of intent ``ref`` in order; False when its bracket was refused (the
