@@ -198,9 +198,9 @@ class Closer:
             refusal = self._send_flatten(reason, close, 0 if front else con_id)
             if refusal is not None:
                 return self._failed(reason, refusal, broker)
-            await self.wait(lambda: not self.executor.live(), left())
+            await self.wait(lambda: not self._working_in(con_id, front), left())
         after = await self.positions.read(con_id, left()) if close else broker
-        working = len(self.executor.live())
+        working = len(self._working_in(con_id, front))
         if after is not None and after == broker - close and not working:
             others = f"; the account's other {after:+d} is not this instance's" if after else ""
             log.warning(
@@ -215,6 +215,13 @@ class Closer:
         return self._failed(
             reason, f"not confirmed flat: broker position {shown}, {working} working", after
         )
+
+    def _working_in(self, con_id: int, front: bool) -> list[Order]:
+        """Our live orders in ``con_id`` (``front``: the contract traded now, where an order
+        whose contract is not known counts too)."""
+        if front:
+            return self.executor.live_here()
+        return [r for r in self.executor.live() if r.con_id == con_id]
 
     def _send_flatten(self, reason: str, close: int, con_id: int = 0) -> str | None:
         """Send the market order closing ``close`` (+ sells) in ``con_id`` (0: the contract

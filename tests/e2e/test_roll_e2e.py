@@ -181,3 +181,19 @@ async def test_a_flatten_after_a_kept_roll_closes_the_old_month_too(
     assert held(gateway, old) == 0
     assert gateway.engine.open_orders(CLIENT) == []
     assert d.trader.sync.held_elsewhere() == {}
+
+
+async def test_closing_the_old_month_is_confirmed_while_the_new_one_has_orders_working(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway, start=BEFORE_ROLL)
+    d = daemon(gateway, risk={"no_entry_on_roll_day": False})
+    await _long_one_then_roll(d, market, gateway)
+    old, new = con_ids(gateway)
+    await d.send(market, d.strategy.intent(1, offset_ticks=-8))  # a bid far below: it waits
+    await d.until(lambda: len(working(gateway, new)) == 3)
+    result = await d.trader.closer.close_contract(old, 1, "test")
+    assert result.ok, result.message  # ESH7's working bracket is not ESZ6's business
+    assert held(gateway, old) == 0
+    assert working(gateway, old) == []
+    assert len(working(gateway, new)) == 3
