@@ -125,10 +125,11 @@ async def test_roll_carries_the_position_into_the_new_month_with_its_bracket(
     d = daemon(gateway, instrument={"on_roll": "roll"})  # entries refused on the roll day ...
     await _long_one_then_roll(d, market, gateway)
     old, new = con_ids(gateway)
-    await d.prodding(lambda: d.trader.roller.done == 1 and held(gateway, new) == 1)
+    await d.prodding(
+        lambda: d.trader.roller.done == 1 and held(gateway, new) == 1 == d.trader.position
+    )  # ... but not the roll's own opening
     assert held(gateway, old) == 0
     assert working(gateway, old) == []
-    assert d.trader.position == 1  # ... but not the roll's own opening
     stop, target = sorted(working(gateway, new), key=lambda o: o.request.order_type)
     assert (stop.request.order_type.value, target.request.order_type.value) == ("LMT", "STP")
     kinds = [k for k, _ in roll_events(d)]
