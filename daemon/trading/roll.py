@@ -180,7 +180,7 @@ class Roller:
 
     def _bracket_of(self, carry: int) -> tuple[int, int]:
         """The stop and target distances of the latest entry intent toward ``carry``'s side
-        (0, 0 when there is none: the opening is then refused as an invalid intent)."""
+        (0, 0 when there is none: the operation then closes and does not open)."""
         if not carry:
             return 0, 0
         for intent in reversed(self.journal.intents()):
@@ -191,6 +191,9 @@ class Roller:
     async def _carry_on(self, op: RollOp, now: float) -> None:
         try:
             await self._steps(op, now)
+        except Exception as exc:  # never a silent retry every second: a person looks
+            log.exception("roll_step_failed", op=op.op, error=repr(exc))
+            self._fail(op, f"a step failed: {exc!r}")
         finally:
             self._running = False
 

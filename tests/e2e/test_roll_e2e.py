@@ -198,3 +198,36 @@ async def test_closing_the_old_month_is_confirmed_while_the_new_one_has_orders_w
     assert held(gateway, old) == 0
     assert working(gateway, old) == []
     assert len(working(gateway, new)) == 3
+
+
+async def test_a_roll_whose_close_is_not_confirmed_halts_sends_nothing_and_resume_retries_it(
+    gateway: Gateway, daemon: Callable[..., Daemon]
+) -> None:
+    market = Market(gateway, start=BEFORE_ROLL)
+    d = daemon(gateway, instrument={"on_roll": "roll"}, execution={"confirm_timeout_s": 0.5})
+    await d.ready(market)
+    await d.send(market, d.strategy.intent(1, entry="MKT"))
+    old, new = con_ids(gateway)
+    await d.until(lambda: d.trader.position == 1 and len(working(gateway, old)) == 2)
+    gateway.delay_messages(["order_status", "open_order", "execution", "error"], 3600.0)
+    market.t = ROLL + 1
+    market.quote(market.bid)
+    market.trade()
+    await d.prodding(lambda: d.trader.roller.done == 1)
+    assert d.trader.risk.state.value == "HALTED"
+    assert "roll" in d.trader.risk.reason  # says what is left where
+    kinds = [k for k, _ in roll_events(d)]
+    assert kinds == ["roll_started", "roll_failed"]
+    assert held(gateway, old) == 1  # no closing order on unconfirmed cancels
+    assert [o.request.action for o in working(gateway, old)] == []  # its bracket was cancelled
+    runs = d.trader.upkeep.runs
+    await d.prodding(lambda: d.trader.upkeep.runs >= runs + 2)
+    assert d.trader.roller.done == 1  # not retried while the alarm stands
+    gateway.release_messages()
+    reply = await d.trader.command("resume", {"reason": "looked at TWS"})
+    assert reply["ok"], reply
+    await d.prodding(
+        lambda: d.trader.roller.done == 2 and held(gateway, new) == 1 == d.trader.position
+    )
+    assert held(gateway, old) == 0
+    assert [k for k, _ in roll_events(d)][-1] == "roll_done"
