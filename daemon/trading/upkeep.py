@@ -72,16 +72,8 @@ class OrderUpkeep:
     def run(self, now: float) -> None:
         """Once a second at market time ``now``, while connected."""
         self.runs += 1
-        naked = unprotected(self.sync.position, self.executor.live_here())
-        if naked and not self._closing():
-            log.error(
-                "position_unprotected",
-                contracts=naked,
-                position=self.sync.position,
-                action="no live stop covers them at the broker: orderflowd flatten, or place one",
-                rate_limited=True,
-                rate_key="position_unprotected",
-            )
+        if not self._closing():
+            self._warn_unprotected()
         self._cancel_strays()
         for rec in self.executor.live():
             if (
@@ -95,6 +87,29 @@ class OrderUpkeep:
             elif rec.quantity > rec.filled:
                 self.executor.modify(rec, quantity=rec.filled)  # keep what filled, protected
                 self.risk.record_sent(1)
+
+    def _warn_unprotected(self) -> None:
+        """Contracts no live stop covers: in the front month, and in any month this instance
+        still holds (kept at a roll, or left by a roll that failed)."""
+        front, position = self.sync.con_id(), self.sync.position
+        if front is None or position is None:
+            return
+        live = self.executor.live()
+        months: dict[int, int] = {front: position, **self.sync.held_elsewhere()}
+        for con_id, held in months.items():
+            orders = [r for r in live if (r.con_id or front) == con_id]
+            naked = unprotected(held, orders)
+            if naked:
+                log.error(
+                    "position_unprotected",
+                    contracts=naked,
+                    position=held,
+                    con_id=con_id,
+                    action="no live stop covers them at the broker: orderflowd flatten, or "
+                    "place one",
+                    rate_limited=True,
+                    rate_key=f"position_unprotected_{con_id}",
+                )
 
     def _cancel_strays(self) -> None:
         """Cancel stops and targets whose position is gone (see `strays`) — only while the

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 
 from daemon.broker import marketdata
 from ibsim.contracts import listed_futures
@@ -204,7 +205,7 @@ async def test_a_roll_whose_close_is_not_confirmed_halts_sends_nothing_and_resum
     gateway: Gateway, daemon: Callable[..., Daemon]
 ) -> None:
     market = Market(gateway, start=BEFORE_ROLL)
-    d = daemon(gateway, instrument={"on_roll": "roll"}, execution={"confirm_timeout_s": 0.5})
+    d = daemon(gateway, instrument={"on_roll": "roll"}, execution={"confirm_timeout_s": 1.5})
     await d.ready(market)
     await d.send(market, d.strategy.intent(1, entry="MKT"))
     old, new = con_ids(gateway)
@@ -220,10 +221,15 @@ async def test_a_roll_whose_close_is_not_confirmed_halts_sends_nothing_and_resum
     assert kinds == ["roll_started", "roll_failed"]
     assert held(gateway, old) == 1  # no closing order on unconfirmed cancels
     assert [o.request.action for o in working(gateway, old)] == []  # its bracket was cancelled
+    gateway.release_messages()  # the cancels are heard: the old month is left without them
+    await d.prodding(lambda: not [r for r in d.trader.executor.live() if r.con_id == old])
     runs = d.trader.upkeep.runs
-    await d.prodding(lambda: d.trader.upkeep.runs >= runs + 2)
+    with structlog.testing.capture_logs() as logs:
+        await d.prodding(lambda: d.trader.upkeep.runs >= runs + 2)
     assert d.trader.roller.done == 1  # not retried while the alarm stands
-    gateway.release_messages()
+    naked = [e for e in logs if e["event"] == "position_unprotected"]
+    assert naked  # said every second until a person acts
+    assert (naked[0]["con_id"], naked[0]["position"], naked[0]["contracts"]) == (old, 1, 1)
     reply = await d.trader.command("resume", {"reason": "looked at TWS"})
     assert reply["ok"], reply
     await d.prodding(
