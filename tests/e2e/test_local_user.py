@@ -122,7 +122,8 @@ class Child:
             self.proc.send_signal(signal.SIGKILL)
 
 
-def write_config(tmp_path: Path, port: int, *, trading: bool) -> Path:
+def write_config(tmp_path: Path, port: int, *, trading: bool, extra: str = "") -> Path:
+    """The config of one test's daemon; ``extra``: more TOML sections, appended."""
     config = tmp_path / "daemon.toml"
     config.write_text(
         f"""
@@ -150,6 +151,7 @@ port = 0
 [logging]
 format = "json"
 """
+        + extra
     )
     return config
 

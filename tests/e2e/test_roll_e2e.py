@@ -29,13 +29,18 @@ BEFORE_ROLL = datetime(2026, 12, 9, 15, 30, tzinfo=CENTRAL).timestamp()  # ESZ6,
 ROLL = datetime(2026, 12, 9, 17, 0, tzinfo=CENTRAL).timestamp()  # the session that trades ESH7
 
 
-@pytest.fixture
-async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway(
+def roll_gateway() -> Gateway:
+    """ibsim listing ESZ6 and ESH7 from before ESZ6's roll, every print reaching ESH7 too."""
+    return Gateway(
         GatewayConfig(port=0, client_id_release_delay=0.0, back_month_activity=1.0),
         ListSource.one_quote(BEFORE_ROLL),
         speed=math.inf,
     )
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[Gateway]:
+    gw = roll_gateway()
     await gw.start()
     yield gw
     await gw.stop()

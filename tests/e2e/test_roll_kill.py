@@ -8,7 +8,6 @@ it: nothing closed twice, ESH7 opened once, with its bracket.
 
 from __future__ import annotations
 
-import math
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,56 +17,23 @@ import pytest
 
 from daemon.runtime.supervisor import JOURNAL_FILE
 from daemon.trading.journal import Journal
-from ibsim.gateway import Gateway, GatewayConfig
-from ibsim.market import ListSource
+from ibsim.gateway import Gateway
 from ibsim.model import Side
 from tests.e2e.harness import CLIENT, Market
-from tests.e2e.test_local_user import POLL_S, Child, running
-from tests.e2e.test_roll_e2e import BEFORE_ROLL, ROLL, con_ids, held, working
+from tests.e2e.test_local_user import Child, running, write_config
+from tests.e2e.test_roll_e2e import BEFORE_ROLL, ROLL, con_ids, held, roll_gateway, working
 
 pytestmark = pytest.mark.timeout(150)  # two daemon processes, each importing the stack
+
+ON_ROLL = '[instrument]\non_roll = "roll"\n'
 
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
-    gw = Gateway(
-        GatewayConfig(port=0, client_id_release_delay=0.0, back_month_activity=1.0),
-        ListSource.one_quote(BEFORE_ROLL),
-        speed=math.inf,
-    )
+    gw = roll_gateway()
     await gw.start()
     yield gw
     await gw.stop()
-
-
-def write_config(tmp_path: Path, port: int) -> Path:
-    config = tmp_path / "daemon.toml"
-    config.write_text(
-        f"""
-[ib]
-port = {port}
-client_id = {CLIENT}
-connect_timeout = 5.0
-[instrument]
-on_roll = "roll"
-[data]
-backfill = false
-[trading]
-enabled = true
-[strategy]
-path = "tests.e2e.scripted:Scripted"
-[strategy.params]
-enter_once = 1
-[paths]
-state_dir = "{tmp_path / "state"}"
-log_dir = "{tmp_path / "logs"}"
-[status]
-interval_s = {POLL_S}
-[logging]
-format = "json"
-"""
-    )
-    return config
 
 
 def closing_orders(gw: Gateway, con_id: int) -> list[Any]:
@@ -99,7 +65,9 @@ async def test_a_roll_killed_after_its_close_was_sent_is_finished_once_by_the_ne
 ) -> None:
     market = Market(gateway, start=BEFORE_ROLL)
     old, new = con_ids(gateway)
-    config = write_config(tmp_path, gateway.port)
+    config = write_config(
+        tmp_path, gateway.port, trading=True, extra='[instrument]\non_roll = "roll"\n'
+    )
     log = tmp_path / "daemon.log"
     async with running(config, log) as first:
         await trade_until(first, market, "long 1 in ESZ6", lambda: held(gateway, old) == 1)
